@@ -1,0 +1,75 @@
+"""A small actor runtime on Trio: typed refs, bounded mailboxes, ask/tell, OTP-style supervisors, pub/sub.
+
+It knows nothing of orch's domain and could be published on its own.
+"""
+
+from ._actor import Actor
+from ._errors import (
+    ActorCrashed,
+    ActorError,
+    ActorStopped,
+    DomainError,
+    Escalated,
+    MailboxFull,
+    StartFailed,
+)
+from ._mailbox import MailboxStats
+from ._ref import ActorRef
+from ._reply import Reply
+from ._spec import (
+    Backoff,
+    ChildSpec,
+    Intensity,
+    Restart,
+    Strategy,
+    SupervisorSpec,
+    WorkerSpec,
+    supervisor,
+    worker,
+)
+from ._standalone import ActorFailed, open_actor
+from ._status import (
+    ChildCrashed,
+    ChildRestarted,
+    ChildState,
+    ChildStatus,
+    Failure,
+    RuntimeEvent,
+    SupervisorGaveUp,
+    SupervisorStatus,
+)
+from ._supervisor import Supervisor
+
+__all__ = [
+    "Actor",
+    "ActorCrashed",
+    "ActorError",
+    "ActorFailed",
+    "ActorRef",
+    "ActorStopped",
+    "Backoff",
+    "ChildCrashed",
+    "ChildRestarted",
+    "ChildSpec",
+    "ChildState",
+    "ChildStatus",
+    "DomainError",
+    "Escalated",
+    "Failure",
+    "Intensity",
+    "MailboxFull",
+    "MailboxStats",
+    "Reply",
+    "Restart",
+    "RuntimeEvent",
+    "StartFailed",
+    "Strategy",
+    "Supervisor",
+    "SupervisorGaveUp",
+    "SupervisorSpec",
+    "SupervisorStatus",
+    "WorkerSpec",
+    "open_actor",
+    "supervisor",
+    "worker",
+]
