@@ -1,0 +1,1 @@
+"""Domain actors of orch (dispatcher, locks, monitor, security, notifier) and their shared storage layer."""

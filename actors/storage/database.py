@@ -1,0 +1,313 @@
+"""`Database`: one SQLite file, one group-committing writer, one reader.
+
+Lifecycle (Trio-idiomatic form first)::
+
+    async with Database.open(path, publish=broadcast_fn) as db:   # writer loop runs in a nursery owned here
+        ...                                                        # on exit: pending writes flushed, closed
+
+    db = await Database.open(path)    # writer loop runs as a Trio system task; `await db.aclose()` yourself
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections import deque
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import trio
+
+from .batch import BatchResult, PendingOp, run_batch
+from .errors import DatabaseClosedError
+from .events import EVENT_COLUMNS, StoredEvent, Tx, event_from_row
+from .opener import DatabaseOpener
+from .schema import Migration, migrate_component, upgrade_storage_schema
+from .sqlite import connect, normalize_synchronous
+from .stats import DatabaseStats, StatsCounter
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 1_000
+
+
+class Database:
+    """The shared SQLite store: group-committed writes, snapshot reads, the event log (see module doc)."""
+
+    def __init__(
+        self,
+        path: Path,
+        writer: sqlite3.Connection,
+        reader: sqlite3.Connection,
+        *,
+        publish: Callable[[StoredEvent], None] | None,
+        max_batch: int,
+    ) -> None:
+        """Private: use `Database.open`."""
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._publish = publish
+        self._max_batch = max_batch
+        self._write_limiter = trio.CapacityLimiter(1)
+        self._read_limiter = trio.CapacityLimiter(1)
+        self._queue: deque[PendingOp] = deque()
+        self._wakeup = trio.Event()
+        self._closing = False
+        self._reader_closed = False
+        self._loop_done = trio.Event()
+        self._stats = StatsCounter()
+
+    @classmethod
+    def open(
+        cls,
+        path: Path | str,
+        *,
+        synchronous: str = "FULL",
+        publish: Callable[[StoredEvent], None] | None = None,
+        max_batch: int = MAX_BATCH,
+    ) -> DatabaseOpener[Database]:
+        """Open (creating if needed) the database file and bring the storage schema up to date.
+
+        Use as ``async with Database.open(...) as db`` (preferred) or ``db = await Database.open(...)``.
+        ``synchronous``: FULL (default; acknowledged writes survive power loss) or NORMAL (survive a process
+        crash only). ``publish`` is called on the Trio thread with each committed event, in seq order, before
+        the writers of that batch are released. Raises `SchemaTooNewError` for a file written by newer code.
+        """
+        normalize_synchronous(synchronous)
+        if max_batch < 1:
+            raise ValueError("max_batch must be >= 1")
+
+        async def connect_all() -> Database:
+            return await cls._connect(Path(path), synchronous, publish, max_batch)
+
+        return DatabaseOpener(connect_all, lambda db: db._writer_loop(), lambda db: db.aclose())
+
+    @classmethod
+    async def _connect(
+        cls, path: Path, synchronous: str, publish: Callable[[StoredEvent], None] | None, max_batch: int
+    ) -> Database:
+        writer = await trio.to_thread.run_sync(_open_writer, path, synchronous)
+        try:
+            reader = await trio.to_thread.run_sync(_open_reader, path, synchronous)
+        except BaseException:
+            writer.close()
+            raise
+        return cls(path, writer, reader, publish=publish, max_batch=max_batch)
+
+    # ---- writes -------------------------------------------------------------------------------------------
+
+    async def write(self, op: Callable[[Tx], T]) -> T:
+        """Run ``op`` in the writer thread inside the next group-commit batch; returns after COMMIT.
+
+        ``op`` is a plain synchronous function of the `Tx`; an exception it raises is re-raised here (its
+        SAVEPOINT is rolled back, its events are not published, other ops of the batch still commit). If the
+        batch as a whole fails to commit, every op of it raises that error. Cancelled while still queued: the
+        op is withdrawn and never runs; cancelled once its batch is in flight: it still commits.
+        """
+        self._check_open()
+        pending = PendingOp(op)
+        self._queue.append(pending)
+        self._stats.queued += 1
+        self._wakeup.set()
+        try:
+            await pending.done.wait()
+        except BaseException:
+            if not pending.taken and not pending.withdrawn:
+                pending.withdrawn = True
+                self._stats.queued -= 1
+                self._stats.ops_withdrawn += 1
+            raise
+        if pending.error is not None:
+            raise pending.error
+        return cast(T, pending.value)
+
+    async def migrate(self, component: str, migrations: Sequence[Migration]) -> None:
+        """Apply ``component``'s pending forward migrations atomically (version in ``schema_versions``)."""
+        await self.write(lambda tx: migrate_component(tx.conn, component, migrations))
+
+    async def prune_events(self, before_ts: float, *, batch: int = 500) -> int:
+        """Delete events older than ``before_ts`` in small write ops (oldest first); returns how many.
+
+        Walks from the lowest seq and stops at the first event that is not older, so it assumes timestamps
+        grow with seq (they are taken in the single writer thread).
+        """
+        if batch < 1:
+            raise ValueError("batch must be >= 1")
+        total = 0
+        while True:
+            deleted = await self.write(lambda tx: _prune_some(tx.conn, before_ts, batch))
+            total += deleted
+            if deleted < batch:
+                return total
+
+    async def _writer_loop(self) -> None:
+        try:
+            while True:
+                batch = self._take_batch()
+                if not batch:
+                    if self._closing:
+                        return
+                    self._wakeup = trio.Event()
+                    await self._wakeup.wait()
+                    continue
+                result = await trio.to_thread.run_sync(
+                    run_batch, self._writer, batch, limiter=self._write_limiter
+                )
+                self._finish_batch(batch, result)
+        finally:
+            self._closing = True
+            self._fail_queued()
+            try:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(self._writer.close, limiter=self._write_limiter)
+            finally:
+                self._loop_done.set()
+
+    def _take_batch(self) -> list[PendingOp]:
+        batch: list[PendingOp] = []
+        while self._queue and len(batch) < self._max_batch:
+            pending = self._queue.popleft()
+            if not pending.withdrawn:
+                pending.taken = True
+                batch.append(pending)
+        self._stats.queued -= len(batch)
+        return batch
+
+    def _finish_batch(self, batch: list[PendingOp], result: BatchResult) -> None:
+        self._stats.record_batch(len(batch), result)
+        if result.error is None:
+            self._publish_events(result.events)
+        else:
+            log.error("write batch of %d ops failed: %r", len(batch), result.error)
+        for pending in batch:
+            if pending.error is None and result.error is not None:
+                pending.error = result.error
+            pending.done.set()
+
+    def _publish_events(self, events: list[StoredEvent]) -> None:
+        if self._publish is None:
+            return
+        for event in events:
+            try:
+                self._publish(event)
+            except Exception:
+                log.exception("publish callback failed for event seq=%d", event.seq)
+        self._stats.events_published += len(events)
+
+    def _fail_queued(self) -> None:
+        while self._queue:
+            pending = self._queue.popleft()
+            if not pending.withdrawn:
+                pending.error = DatabaseClosedError("database closed before this write ran")
+                pending.done.set()
+        self._stats.queued = 0
+
+    # ---- reads --------------------------------------------------------------------------------------------
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the reader connection (own thread) in one read snapshot; never waits on writes."""
+        self._check_open()
+        return await trio.to_thread.run_sync(self._read_snapshot, fn, limiter=self._read_limiter)
+
+    def _read_snapshot(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._reader_closed:
+            raise DatabaseClosedError("database is closed")
+        conn = self._reader
+        conn.execute("BEGIN")
+        try:
+            return fn(conn)
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+
+    async def events_after(
+        self,
+        seq: int,
+        *,
+        limit: int = 1000,
+        topics: Collection[str] | None = None,
+        subject: str | None = None,
+        core_id: str | None = None,
+    ) -> list[StoredEvent]:
+        """Committed events with ``seq`` greater than the given one, oldest first, optionally filtered."""
+        where = ["seq > ?"]
+        params: list[Any] = [seq]
+        if topics is not None:
+            topic_list = list(topics)
+            if not topic_list:
+                return []
+            where.append(f"topic IN ({', '.join('?' * len(topic_list))})")
+            params.extend(topic_list)
+        if subject is not None:
+            where.append("subject = ?")
+            params.append(subject)
+        if core_id is not None:
+            where.append("core_id = ?")
+            params.append(core_id)
+        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
+        params.append(limit)
+        rows = await self.read(lambda conn: conn.execute(sql, params).fetchall())
+        return [event_from_row(row) for row in rows]
+
+    async def last_seq(self) -> int:
+        """The highest seq ever committed (0 if none); stays put when old events are pruned."""
+        row = await self.read(
+            lambda conn: conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        )
+        return 0 if row is None else int(row[0])
+
+    # ---- lifecycle ----------------------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Stop accepting work, flush writes already queued, close both connections. Idempotent.
+
+        If cancelled while flushing, the reader is closed at once and the writer loop finishes the flush and
+        closes the writer on its own.
+        """
+        self._closing = True
+        self._wakeup.set()
+        try:
+            await self._loop_done.wait()
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self._close_reader, limiter=self._read_limiter)
+
+    def _close_reader(self) -> None:
+        if not self._reader_closed:
+            self._reader_closed = True
+            self._reader.close()
+
+    def _check_open(self) -> None:
+        if self._closing or self._loop_done.is_set():
+            raise DatabaseClosedError("database is closed")
+
+    def statistics(self) -> DatabaseStats:
+        """A frozen snapshot of group-commit counters."""
+        return self._stats.snapshot()
+
+
+def _open_writer(path: Path, synchronous: str) -> sqlite3.Connection:
+    conn = connect(path, synchronous=synchronous, query_only=False)
+    try:
+        upgrade_storage_schema(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _open_reader(path: Path, synchronous: str) -> sqlite3.Connection:
+    return connect(path, synchronous=synchronous, query_only=True)
+
+
+def _prune_some(conn: sqlite3.Connection, before_ts: float, batch: int) -> int:
+    # Look at the `batch` oldest rows only, so one op never scans the whole table.
+    cur = conn.execute(
+        "DELETE FROM events WHERE seq IN"
+        " (SELECT seq FROM (SELECT seq, ts FROM events ORDER BY seq LIMIT ?) WHERE ts < ?)",
+        (batch, before_ts),
+    )
+    return cur.rowcount
