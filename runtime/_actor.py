@@ -71,6 +71,12 @@ async def run_incarnation(
 
 
 async def _message_loop(actor: Actor[M], mailbox: Mailbox[M]) -> None:
+    with trio.CancelScope() as mailbox.loop_scope:
+        await _handle_until_stopped(actor, mailbox)
+    mailbox.loop_scope = None
+
+
+async def _handle_until_stopped(actor: Actor[M], mailbox: Mailbox[M]) -> None:
     while (envelope := await mailbox.next()) is not None:
         message, reply = envelope
         if reply is not None:

@@ -16,6 +16,10 @@ M = TypeVar("M")
 
 Envelope = tuple[M, Reply[object] | None]
 
+# A busy actor takes queued messages without yielding, but still yields this often so it cannot starve
+# the other tasks.
+_CHECKPOINT_EVERY = 32
+
 
 @dataclass(frozen=True, slots=True)
 class MailboxStats:
@@ -45,15 +49,29 @@ class Mailbox(Generic[M]):
         self.handled = 0
         self.held: set[Reply[object]] = set()
         self.stop_requested = False
-        self._wait_scope: trio.CancelScope | None = None
+        # The incarnation's message loop runs in this scope; it is cancelled only while idle in next().
+        self.loop_scope: trio.CancelScope | None = None
+        self._waiting = False
+        self._since_checkpoint = 0
         self._open = True
         self._send, self._receive = trio.open_memory_channel[Envelope[M]](capacity)
 
     # --- senders -------------------------------------------------------------------------------------
     async def put(self, envelope: Envelope[M]) -> None:
-        """Queue ``envelope``, waiting for room; ``ActorStopped`` if the actor is stopped for good."""
+        """Queue ``envelope``, waiting for room; ``ActorStopped`` if the actor is stopped for good.
+
+        When there is room this returns without yielding: a checkpoint per message would cost a task
+        switch each, and a sender that fills the mailbox blocks (and so yields) anyway.
+        """
         if not self._open:
             raise ActorStopped(self.name)
+        try:
+            self._send.send_nowait(envelope)
+            return
+        except trio.WouldBlock:
+            pass
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise ActorStopped(self.name) from None
         try:
             await self._send.send(envelope)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -75,19 +93,24 @@ class Mailbox(Generic[M]):
         """The next envelope, or ``None`` once a stop was requested (checked between messages)."""
         if self.stop_requested:
             return None
-        with trio.CancelScope() as scope:
-            self._wait_scope = scope
+        self._since_checkpoint += 1
+        if self._since_checkpoint < _CHECKPOINT_EVERY:
             try:
-                return await self._receive.receive()
-            finally:
-                self._wait_scope = None
-        return None
+                return self._receive.receive_nowait()
+            except trio.WouldBlock:
+                pass
+        self._since_checkpoint = 0
+        self._waiting = True
+        try:
+            return await self._receive.receive()
+        finally:
+            self._waiting = False
 
     def request_stop(self) -> None:
         """Ask the running incarnation to exit after the message it is handling."""
         self.stop_requested = True
-        if self._wait_scope is not None:
-            self._wait_scope.cancel()
+        if self._waiting and self.loop_scope is not None:
+            self.loop_scope.cancel()  # only the idle receive runs in this scope now
 
     def hold(self, reply: Reply[object]) -> None:
         """Track ``reply`` as taken by the actor until it is answered or abandoned."""
