@@ -54,17 +54,18 @@ async def test_corrupt_stored_hash_fails_cleanly() -> None:
 
 
 async def test_unknown_user_costs_a_bcrypt_check_too() -> None:
-    hasher = PasswordHasher(cost=8)
+    hasher = PasswordHasher(cost=9)
     await hasher.warm()
-    stored = bcrypt.hashpw(b"some password", bcrypt.gensalt(8))
+    stored = bcrypt.hashpw(b"some password", bcrypt.gensalt(9))
 
     async def timed(stored_hash: bytes | None) -> float:
         start = time.perf_counter()
         await hasher.verify("some password!", stored_hash)
         return time.perf_counter() - start
 
-    known = min([await timed(stored) for _ in range(3)])
-    unknown = min([await timed(None) for _ in range(3)])
+    # min of several runs: the machine is shared, the minimum is the honest cost
+    known = min([await timed(stored) for _ in range(5)])
+    unknown = min([await timed(None) for _ in range(5)])
     assert unknown == pytest.approx(known, rel=0.5)
     assert not await hasher.verify("orch-dummy-password", None)  # the dummy never logs anyone in
 
