@@ -125,7 +125,13 @@ class Database:
         return cast(T, pending.value)
 
     async def migrate(self, component: str, migrations: Sequence[Migration]) -> None:
-        """Apply ``component``'s pending forward migrations atomically (version in ``schema_versions``)."""
+        """Apply ``component``'s pending forward migrations atomically (version in ``schema_versions``).
+
+        All pending migrations of one call run in one write op, so a failing one leaves the schema as it was.
+        They run inside a transaction: ``PRAGMA foreign_keys`` cannot be toggled there (use
+        ``PRAGMA defer_foreign_keys = ON`` for table rebuilds), and SQL scripts are split into statements
+        rather than passed to ``executescript`` (which would COMMIT).
+        """
         await self.write(lambda tx: migrate_component(tx.conn, component, migrations))
 
     async def prune_events(self, before_ts: float, *, batch: int = 500) -> int:
@@ -153,9 +159,14 @@ class Database:
                     self._wakeup = trio.Event()
                     await self._wakeup.wait()
                     continue
-                result = await trio.to_thread.run_sync(
-                    run_batch, self._writer, batch, limiter=self._write_limiter
-                )
+                try:
+                    result = await trio.to_thread.run_sync(
+                        run_batch, self._writer, batch, limiter=self._write_limiter
+                    )
+                except BaseException:
+                    # Cancelled (or no thread) before the batch started: none of its ops ran.
+                    self._fail_ops(batch)
+                    raise
                 self._finish_batch(batch, result)
         finally:
             self._closing = True
@@ -198,12 +209,15 @@ class Database:
         self._stats.events_published += len(events)
 
     def _fail_queued(self) -> None:
-        while self._queue:
-            pending = self._queue.popleft()
-            if not pending.withdrawn:
-                pending.error = DatabaseClosedError("database closed before this write ran")
-                pending.done.set()
+        queued = [pending for pending in self._queue if not pending.withdrawn]
+        self._queue.clear()
         self._stats.queued = 0
+        self._fail_ops(queued)
+
+    def _fail_ops(self, ops: list[PendingOp]) -> None:
+        for pending in ops:
+            pending.error = DatabaseClosedError("database closed before this write ran")
+            pending.done.set()
 
     # ---- reads --------------------------------------------------------------------------------------------
 
@@ -233,6 +247,8 @@ class Database:
         core_id: str | None = None,
     ) -> list[StoredEvent]:
         """Committed events with ``seq`` greater than the given one, oldest first, optionally filtered."""
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
         where = ["seq > ?"]
         params: list[Any] = [seq]
         if topics is not None:

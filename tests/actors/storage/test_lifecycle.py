@@ -111,3 +111,28 @@ async def test_publish_callback_error_does_not_break_writes(db_path: Path) -> No
         first = await db.write(lambda tx: tx.emit("task.queued"))
         second = await db.write(lambda tx: tx.emit("task.queued"))
     assert seen == [first.seq, second.seq]
+
+
+async def test_writes_queued_when_the_owner_is_cancelled_fail_not_hang(db_path: Path, gate: Any) -> None:
+    outcomes: list[object] = []
+
+    async def writer(db: Database) -> None:
+        try:
+            outcomes.append(await db.write(lambda tx: "committed"))
+        except DatabaseClosedError as exc:
+            outcomes.append(exc)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as outer:  # the writers outlive the database's block
+            with trio.CancelScope() as owner:
+                async with Database.open(db_path) as db:
+                    outer.start_soon(db.write, gate.op)
+                    await gate.wait_entered()
+                    for _ in range(3):
+                        outer.start_soon(writer, db)
+                    await trio.testing.wait_all_tasks_blocked()
+                    owner.cancel()
+                    gate.open()
+                    await trio.sleep_forever()
+    assert len(outcomes) == 3
+    assert all(isinstance(o, DatabaseClosedError) for o in outcomes)
