@@ -50,6 +50,22 @@ def topic_of(event_type: str) -> str:
     return topic
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _as_replayed(payload: dict[str, Any], text: str) -> dict[str, Any]:
+    """``payload`` exactly as it will read back from the table, so live and replayed events are equal.
+
+    A flat dict of str keys and JSON scalars survives the round trip unchanged (the common case, and
+    ~5 us cheaper than decoding); anything else (tuples, nested objects, int keys, enums) is decoded.
+    """
+    if all(type(k) is str and type(v) in _JSON_SCALARS for k, v in payload.items()):
+        return payload
+    decoded: dict[str, Any] = json.loads(text)
+    return decoded
+
+
 def event_from_row(row: tuple[Any, ...]) -> StoredEvent:
     """Build a `StoredEvent` from a row selected as ``EVENT_COLUMNS``."""
     seq, ts, type_, topic, subject, core_id, data = row
@@ -81,14 +97,14 @@ class Tx:
         """INSERT an event into this transaction; it is published after COMMIT unless the op fails."""
         if not self._open:
             raise RuntimeError("Tx used outside of its write op")
-        text = json.dumps({} if data is None else dict(data), separators=(",", ":"), allow_nan=False)
+        payload = {} if data is None else dict(data)
+        text = _ENCODER.encode(payload)
         ts = time.time()
         topic = topic_of(type)
         cur = self.conn.execute(_INSERT_EVENT, (ts, type, topic, subject, core_id, text))
         seq = cur.lastrowid
         assert seq is not None
-        # Round-trip through JSON so a live event is identical to the same event replayed from the table.
-        event = StoredEvent(seq, ts, type, topic, subject, core_id, json.loads(text))
+        event = StoredEvent(seq, ts, type, topic, subject, core_id, _as_replayed(payload, text))
         self._emitted.append(event)
         return event
 

@@ -109,3 +109,14 @@ def test_topic_is_required() -> None:
     assert topic_of("alert") == "alert"
     with pytest.raises(ValueError, match="topic"):
         topic_of(".x")
+
+
+async def test_live_event_data_is_a_copy_in_replayed_form(db: Database, published: list[StoredEvent]) -> None:
+    flat = {"name": "t", "priority": 5, "ratio": 0.5, "ok": True, "none": None}
+    nested = {"inner": {"k": 1}, 3: "int key"}
+    live = await db.write(lambda tx: [tx.emit("task.queued", data=flat), tx.emit("task.queued", data=nested)])
+    flat["name"] = "mutated after emit"
+    replayed = await db.events_after(0)
+    assert live == replayed
+    assert replayed[0].data["name"] == "t"
+    assert replayed[1].data == {"inner": {"k": 1}, "3": "int key"}
