@@ -1,0 +1,159 @@
+"""Structured JSON-lines logging with a correlation id and a redaction guard.
+
+Every line is one JSON object: timestamp (UTC, ISO 8601), level, logger, correlation_id (the request id of
+the HTTP request being served, from a contextvar), message, plus any `extra={...}` context.
+
+The guard runs on every line: values under secret-looking keys (password, token, secret, authorization,
+...) become "[REDACTED]", bearer tokens / JWTs / basic credentials / `password=...` pairs inside strings are
+masked, and every value registered with `register_secret` (the node registers its configured secrets) is
+replaced wherever it appears.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import threading
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+__all__ = [
+    "REDACTED",
+    "JsonFormatter",
+    "configure_logging",
+    "correlation_id",
+    "redact",
+    "register_secret",
+    "use_correlation_id",
+]
+
+REDACTED = "[REDACTED]"
+
+correlation_id: ContextVar[str | None] = ContextVar("orch_correlation_id", default=None)
+
+_SECRET_KEY = re.compile(
+    r"passw(or)?d|passphrase|^pass$|secret|token|authori[sz]ation|cookie|api[-_]?key|credential|signature"
+    r"|private[-_]?key|session",
+    re.IGNORECASE,
+)
+_SECRET_IN_TEXT = [
+    # "Bearer abc", "Basic abc"
+    (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE), r"\1 " + REDACTED),
+    # JWT-looking strings (three base64url parts, header starting with {"...)
+    (re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
+    # password=..., "token": "..." and friends in free text
+    (
+        re.compile(
+            r"""(?P<k>(pass(word)?|secret|token|api[-_]?key)["']?\s*[:=]\s*["']?)[^\s"',;&]+""",
+            re.IGNORECASE,
+        ),
+        r"\g<k>" + REDACTED,
+    ),
+    # Standard Webhooks secrets
+    (re.compile(r"\bwh(sec|sk)_[A-Za-z0-9+/=]+"), REDACTED),
+]
+
+_registered: set[str] = set()
+_registered_lock = threading.Lock()
+_MIN_REGISTERED_LEN = 4  # registering "a" would mangle every line
+
+# Attributes every LogRecord has; anything else came from `extra=` and is context.
+_STANDARD_ATTRS = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+def register_secret(value: str | bytes | None) -> None:
+    """Never let `value` appear in a log line (it is replaced by [REDACTED] wherever it occurs)."""
+    if value is None:
+        return
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    if len(text) >= _MIN_REGISTERED_LEN:
+        with _registered_lock:
+            _registered.add(text)
+
+
+def _scrub(text: str) -> str:
+    for pattern, replacement in _SECRET_IN_TEXT:
+        text = pattern.sub(replacement, text)
+    for secret in _registered:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def redact(value: Any, *, _depth: int = 0) -> Any:
+    """Return a JSON-friendly copy of `value` with secrets masked (by key name and by content)."""
+    if _depth > 8:
+        return "..."
+    if isinstance(value, str):
+        return _scrub(value)
+    if isinstance(value, bytes):
+        return _scrub(value.decode("utf-8", "replace"))
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Mapping):
+        return {
+            str(k): REDACTED if _SECRET_KEY.search(str(k)) else redact(v, _depth=_depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redact(v, _depth=_depth + 1) for v in value]
+    return _scrub(str(value))
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON object per line, through the redaction guard."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "correlation_id": correlation_id.get(),
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRS and key not in payload:
+                payload[key] = value
+        if record.exc_info and record.exc_info[0] is not None:
+            payload["exc_type"] = record.exc_info[0].__name__
+            payload["exc"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        return json.dumps(redact(payload), ensure_ascii=False, default=str)
+
+
+_installed: logging.Handler | None = None
+
+
+def configure_logging(level: str = "INFO", *, stream: TextIO | None = None) -> logging.Handler:
+    """Route the root logger to JSON lines on `stream` (stderr by default). Idempotent."""
+    global _installed
+    root = logging.getLogger()
+    if _installed is not None:
+        root.removeHandler(_installed)
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # Hypercorn's own "Running on ..." chatter duplicates our ready line; keep its warnings and errors.
+    logging.getLogger("hypercorn.error").setLevel(max(logging.WARNING, root.level))
+    _installed = handler
+    return handler
+
+
+@contextmanager
+def use_correlation_id(value: str | None) -> Iterator[None]:
+    """Set the correlation id for log lines emitted inside the block (and tasks spawned from it)."""
+    token = correlation_id.set(value)
+    try:
+        yield
+    finally:
+        correlation_id.reset(token)
