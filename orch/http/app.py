@@ -1,0 +1,100 @@
+"""`create_app(node)`: the Quart-Trio app, its routes, and the single exception -> problem+json mapping."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+from quart import Response, current_app, request
+from quart_trio import QuartTrio
+
+from orch.http.edge import ROUTE_KEY, Edge, Receive, Scope, Send
+from orch.http.openapi import build_openapi
+from orch.http.problems import PROBLEM_CONTENT_TYPE, ApiError, InternalError, problem_body, to_api_error
+from orch.http.routing import Router, RouteSpec, install
+from orch.logs import correlation_id
+
+if TYPE_CHECKING:
+    from orch.node import Node
+
+__all__ = ["OrchApp", "create_app", "current_node", "json_response", "problem_response"]
+
+_log = logging.getLogger("orch.http")
+
+
+class OrchApp(QuartTrio):
+    """The Quart-Trio app of one node; calls enter through the `Edge` middleware."""
+
+    node: Node
+    routes: list[RouteSpec]
+    openapi: dict[str, Any]
+    edge: Edge
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+        await self.edge(scope, receive, send)
+
+    async def _quart(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.asgi_app(scope, receive, send)  # type: ignore[arg-type]
+
+
+def current_node() -> Node:
+    """The node serving the current request."""
+    return cast(OrchApp, current_app).node
+
+
+def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """A compact JSON response."""
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+    return Response(body, status=status, headers=dict(headers or {}), content_type="application/json")
+
+
+def problem_response(error: ApiError) -> Response:
+    """The problem+json response for `error`, for the current request."""
+    body = problem_body(error, instance=request.path, request_id=correlation_id.get())
+    return Response(
+        json.dumps(body, ensure_ascii=False, default=str),
+        status=error.status,
+        headers=error.headers,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+async def _handle_error(exc: Exception) -> Response:
+    error = to_api_error(exc)
+    if error is None:
+        _log.error("unhandled %s in %s %s", type(exc).__name__, request.method, request.path, exc_info=exc)
+        error = InternalError()
+    elif error.status >= 500:
+        _log.warning("%s answered %d: %s", type(exc).__name__, error.status, error.detail)
+    return problem_response(error)
+
+
+async def _mark_route() -> None:
+    rule = request.url_rule
+    if rule is not None:
+        cast(dict[str, Any], request.scope)[ROUTE_KEY] = rule.rule
+
+
+def create_app(node: Node, *, routers: Iterable[Router] = ()) -> OrchApp:
+    """The app for `node`: the ops routes plus `routers` (tests may add their own)."""
+    from orch.http.ops import ops  # the route modules import this module for helpers
+
+    app = OrchApp("orch", static_folder=None)
+    app.config.update(
+        MAX_CONTENT_LENGTH=node.config.server.max_body_bytes,
+        PROPAGATE_EXCEPTIONS=False,
+    )
+    app.node = node
+    app.routes = install(app, [ops, *routers])
+    app.openapi = build_openapi(app.routes, version=node.version)
+    app.before_request(_mark_route)
+    app.register_error_handler(Exception, _handle_error)
+    app.edge = Edge(
+        app._quart,
+        metrics=node.metrics.http,
+        cors_origins=node.config.server.cors_origins,
+        access_log=node.config.server.access_log,
+    )
+    return app

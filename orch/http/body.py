@@ -1,0 +1,306 @@
+"""Strict JSON bodies: parse (400/413/415) and read typed fields (422 naming the field).
+
+    body = await read_json_object()
+    core = body.req_str("core_id", aliases=("coreId",), max_len=128)
+    priority = body.opt_int("priority", default=0, min=-1000, max=1000)
+    body.reject_unknown()      # any member not read above -> 422
+
+Types are strict: "5" is not an int, true is not an int, 1.5 is not an int, NaN/Infinity are not JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from quart import request
+from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
+
+from orch.http.problems import (
+    MalformedJson,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from orch.http.problems import RequestTimeout as RequestTimeoutError
+
+__all__ = ["JsonObject", "parse_json_object", "read_json_object"]
+
+_MAX_DEPTH = 32
+
+
+async def read_json_object(*, allow_empty: bool = False) -> JsonObject:
+    """Read the current request's body as a JSON object (empty body -> {} if `allow_empty`)."""
+    try:
+        raw = await request.get_data(cache=True, as_text=False, parse_form_data=False)
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge("The request body exceeds the configured limit.") from None
+    except RequestTimeout:
+        raise RequestTimeoutError("The request body did not arrive in time.") from None
+    if not raw and allow_empty:
+        return JsonObject({})
+    mimetype = request.mimetype
+    if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType(f"Expected Content-Type application/json, got {mimetype!r}.")
+    return parse_json_object(raw)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate member {key!r}")
+        result[key] = value
+    return result
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > _MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def parse_json_object(raw: bytes) -> JsonObject:
+    """Parse `raw` strictly into a JsonObject; raise MalformedJson (400) or ValidationFailed (422)."""
+    if not raw:
+        raise MalformedJson("The request body is empty; a JSON object is required.")
+    try:
+        text = raw.decode("utf-8")
+        value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+    except UnicodeDecodeError:
+        raise MalformedJson("The request body is not valid UTF-8.") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedJson(f"Invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.") from None
+    except (ValueError, RecursionError) as exc:
+        raise MalformedJson(f"Invalid JSON: {exc}.") from None
+    if not isinstance(value, dict):
+        raise ValidationFailed("", f"the body must be a JSON object, got {_kind(value)}")
+    if _depth(value) > _MAX_DEPTH:
+        raise MalformedJson(f"JSON nested deeper than {_MAX_DEPTH} levels.")
+    return JsonObject(value)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+_MISSING: Any = object()
+
+
+class JsonObject:
+    """A parsed JSON object with typed, strict accessors that name the field in every error."""
+
+    def __init__(self, data: Mapping[str, Any], *, prefix: str = "") -> None:
+        self.data = data
+        self._prefix = prefix
+        self._read: set[str] = set()
+
+    def _name(self, key: str) -> str:
+        return f"{self._prefix}{key}"
+
+    def _fail(self, key: str, problem: str) -> ValidationFailed:
+        return ValidationFailed(self._name(key), problem)
+
+    def _lookup(self, key: str, aliases: Iterable[str]) -> tuple[str, Any]:
+        """The (name used, value) for `key` or one alias; _MISSING when absent or null."""
+        found = [(k, self.data[k]) for k in (key, *aliases) if k in self.data]
+        self._read.update([key, *aliases])
+        present = [(k, v) for k, v in found if v is not None]
+        if len(present) > 1 and any(v != present[0][1] for _, v in present):
+            names = " and ".join(k for k, _ in present)
+            raise self._fail(key, f"{names} disagree; send only one")
+        return present[0] if present else (key, _MISSING)
+
+    def _require(self, key: str, aliases: Iterable[str]) -> tuple[str, Any]:
+        name, value = self._lookup(key, aliases)
+        if value is _MISSING:
+            raise self._fail(key, "is required")
+        return name, value
+
+    def has(self, key: str) -> bool:
+        """True when `key` is present and not null."""
+        return self.data.get(key) is not None
+
+    # -- strings -------------------------------------------------------------------------------------------
+    def req_str(
+        self,
+        key: str,
+        *,
+        aliases: Iterable[str] = (),
+        min_len: int = 1,
+        max_len: int = 1024,
+        pattern: str | None = None,
+        choices: Iterable[str] | None = None,
+    ) -> str:
+        """A required string."""
+        name, value = self._require(key, aliases)
+        return self._check_str(name, value, min_len, max_len, pattern, choices)
+
+    def opt_str(
+        self,
+        key: str,
+        *,
+        default: str | None = None,
+        aliases: Iterable[str] = (),
+        min_len: int = 0,
+        max_len: int = 1024,
+        pattern: str | None = None,
+        choices: Iterable[str] | None = None,
+    ) -> str | None:
+        """An optional string (absent or null -> `default`)."""
+        name, value = self._lookup(key, aliases)
+        if value is _MISSING:
+            return default
+        return self._check_str(name, value, min_len, max_len, pattern, choices)
+
+    def _check_str(
+        self,
+        name: str,
+        value: Any,
+        min_len: int,
+        max_len: int,
+        pattern: str | None,
+        choices: Iterable[str] | None,
+    ) -> str:
+        if not isinstance(value, str):
+            raise self._fail(name, f"must be a string, got {_kind(value)}")
+        if not min_len <= len(value) <= max_len:
+            raise self._fail(name, f"must be {min_len}..{max_len} characters long, got {len(value)}")
+        if pattern is not None and re.fullmatch(pattern, value) is None:
+            raise self._fail(name, f"must match {pattern}")
+        allowed = list(choices) if choices is not None else None
+        if allowed is not None and value not in allowed:
+            raise self._fail(name, f"must be one of {', '.join(allowed)}")
+        return value
+
+    # -- numbers -------------------------------------------------------------------------------------------
+    def req_int(
+        self, key: str, *, aliases: Iterable[str] = (), min: int | None = None, max: int | None = None
+    ) -> int:
+        """A required integer (booleans and 1.0 are refused)."""
+        name, value = self._require(key, aliases)
+        return self._check_int(name, value, min, max)
+
+    def opt_int(
+        self,
+        key: str,
+        *,
+        default: int | None = None,
+        aliases: Iterable[str] = (),
+        min: int | None = None,
+        max: int | None = None,
+    ) -> int | None:
+        """An optional integer (absent or null -> `default`)."""
+        name, value = self._lookup(key, aliases)
+        return default if value is _MISSING else self._check_int(name, value, min, max)
+
+    def _check_int(self, name: str, value: Any, lo: int | None, hi: int | None) -> int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self._fail(name, f"must be an integer, got {_kind(value)}")
+        self._check_range(name, value, lo, hi)
+        return value
+
+    def req_number(
+        self,
+        key: str,
+        *,
+        aliases: Iterable[str] = (),
+        min: float | None = None,
+        max: float | None = None,
+    ) -> float:
+        """A required finite number (int or float)."""
+        name, value = self._require(key, aliases)
+        return self._check_number(name, value, min, max)
+
+    def opt_number(
+        self,
+        key: str,
+        *,
+        default: float | None = None,
+        aliases: Iterable[str] = (),
+        min: float | None = None,
+        max: float | None = None,
+    ) -> float | None:
+        """An optional finite number (absent or null -> `default`)."""
+        name, value = self._lookup(key, aliases)
+        return default if value is _MISSING else self._check_number(name, value, min, max)
+
+    def _check_number(self, name: str, value: Any, lo: float | None, hi: float | None) -> float:
+        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+            raise self._fail(name, f"must be a number, got {_kind(value)}")
+        self._check_range(name, value, lo, hi)
+        return float(value)
+
+    def _check_range(self, name: str, value: float, lo: float | None, hi: float | None) -> None:
+        if lo is not None and value < lo:
+            raise self._fail(name, f"must be >= {lo}, got {value}")
+        if hi is not None and value > hi:
+            raise self._fail(name, f"must be <= {hi}, got {value}")
+
+    # -- booleans, objects, arrays -------------------------------------------------------------------------
+    def opt_bool(self, key: str, *, default: bool = False, aliases: Iterable[str] = ()) -> bool:
+        """An optional boolean (absent or null -> `default`); "true" and 1 are refused."""
+        name, value = self._lookup(key, aliases)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            raise self._fail(name, f"must be a boolean, got {_kind(value)}")
+        return value
+
+    def opt_obj(self, key: str, *, aliases: Iterable[str] = ()) -> JsonObject | None:
+        """An optional nested object, whose own errors are named `key.member`."""
+        name, value = self._lookup(key, aliases)
+        if value is _MISSING:
+            return None
+        if not isinstance(value, dict):
+            raise self._fail(name, f"must be an object, got {_kind(value)}")
+        return JsonObject(value, prefix=f"{self._name(name)}.")
+
+    def opt_list(self, key: str, *, aliases: Iterable[str] = (), max_items: int = 1000) -> list[Any] | None:
+        """An optional array of at most `max_items` items (items are the caller's to check)."""
+        name, value = self._lookup(key, aliases)
+        if value is _MISSING:
+            return None
+        if not isinstance(value, list):
+            raise self._fail(name, f"must be an array, got {_kind(value)}")
+        if len(value) > max_items:
+            raise self._fail(name, f"must have at most {max_items} items, got {len(value)}")
+        return value
+
+    def opt_str_map(
+        self, key: str, *, aliases: Iterable[str] = (), max_items: int = 64, max_len: int = 1024
+    ) -> dict[str, str] | None:
+        """An optional object of string -> string (labels, metadata)."""
+        obj = self.opt_obj(key, aliases=aliases)
+        if obj is None:
+            return None
+        if len(obj.data) > max_items:
+            raise self._fail(key, f"must have at most {max_items} members, got {len(obj.data)}")
+        return {k: obj.req_str(k, min_len=0, max_len=max_len) for k in obj.data}
+
+    def reject_unknown(self, *allowed: str) -> None:
+        """Refuse members that were neither read nor listed in `allowed` (catches typos)."""
+        for key in self.data:
+            if key not in self._read and key not in allowed:
+                raise self._fail(key, "is not a known member")

@@ -1,0 +1,193 @@
+"""The ASGI edge around the Quart app: request ids, CORS, metrics, access log, and the Connection-close fix.
+
+Connection-close fix (DESIGN §7): when hypercorn-trio gets the last body message of a response it must
+close (the request said `Connection: close`, or keep_alive_max_requests was reached), it closes the socket
+from inside that very `send` call. Quart-Trio cancels the request's nursery as soon as hypercorn reports
+the stream closed (`http.disconnect`), and that cancellation lands in the middle of the same call, before
+`send_eof`/`aclose` run: the socket stays open and a client reading to EOF hangs. Shielding the final
+body send lets hypercorn finish closing. Every step inside it is bounded (hypercorn already shields the
+socket write itself), so the shield cannot hang.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+import trio
+
+from orch.http.problems import PROBLEM_CONTENT_TYPE, ApiError, InternalError, ShuttingDown, problem_body
+from orch.logs import use_correlation_id
+from orch.metrics import UNMATCHED_ENDPOINT, HttpMetrics
+
+__all__ = ["REQUEST_ID_KEY", "ROUTE_KEY", "Edge", "valid_request_id"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+REQUEST_ID_KEY = "orch.request_id"  # scope key: the request id
+ROUTE_KEY = "orch.route"  # scope key: the matched route template, set by the app
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+_EXPOSED = b"X-Request-ID, Retry-After, RateLimit, RateLimit-Policy, Location, Allow"
+_PREFLIGHT_ENDPOINT = "<cors-preflight>"
+
+_log = logging.getLogger("orch.http")
+_access = logging.getLogger("orch.http.access")
+
+
+def valid_request_id(value: str | None) -> bool:
+    """True for 1-128 characters of A-Z a-z 0-9 . _ : @ / + = - (safe to echo and to log)."""
+    return value is not None and _REQUEST_ID.fullmatch(value) is not None
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _only_cancellation(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(trio.Cancelled)[1] is None
+    return isinstance(exc, trio.Cancelled)
+
+
+class Edge:
+    """ASGI middleware; one instance wraps the node's Quart app."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: HttpMetrics,
+        cors_origins: Iterable[str] = (),
+        access_log: bool = True,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.cors_origins = frozenset(cors_origins)
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        given = _header(scope, b"x-request-id")
+        request_id = given if given is not None and valid_request_id(given) else uuid.uuid4().hex
+        scope[REQUEST_ID_KEY] = request_id
+        with use_correlation_id(request_id):
+            if scope["type"] == "websocket":
+                await self.app(scope, receive, send)
+            else:
+                await self._http(scope, receive, send, request_id)
+
+    def _allowed_origin(self, scope: Scope) -> str | None:
+        origin = _header(scope, b"origin")
+        if origin is None or not self.cors_origins:
+            return None
+        if "*" in self.cors_origins:
+            return "*"
+        return origin if origin in self.cors_origins else None
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        started = time.perf_counter()
+        allow_origin = self._allowed_origin(scope)
+        if (
+            allow_origin is not None
+            and scope["method"] == "OPTIONS"
+            and _header(scope, b"access-control-request-method") is not None
+        ):
+            await self._preflight(scope, send, allow_origin, request_id)
+            self._finish(scope, 204, started, endpoint=_PREFLIGHT_ENDPOINT)
+            return
+        extra = [(b"x-request-id", request_id.encode())]
+        if allow_origin is not None:
+            extra += [(b"access-control-allow-origin", allow_origin.encode())]
+            extra += [(b"access-control-expose-headers", _EXPOSED), (b"vary", b"Origin")]
+        status = 0
+
+        async def edge_send(message: Message) -> None:
+            nonlocal status
+            kind = message["type"]
+            if kind == "http.response.start":
+                status = int(message["status"])
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            if kind == "http.response.body" and not message.get("more_body", False):
+                with trio.CancelScope(shield=True):  # see the module docstring
+                    await send(message)
+            else:
+                await send(message)
+
+        self.metrics.in_flight.inc()
+        self.metrics.in_flight_now += 1
+        try:
+            await self.app(scope, receive, edge_send)
+        except Exception:
+            _log.exception("unhandled error escaped the app")
+            if status == 0:
+                status = 500
+                await self._send_problem(scope, send, extra, request_id, InternalError())
+        except BaseException as exc:
+            # The server cancelled us (shutdown grace period over): say so rather than an empty 500.
+            if status == 0 and _only_cancellation(exc):
+                status = 503
+                await self._send_problem(scope, send, extra, request_id, ShuttingDown())
+            raise
+        finally:
+            self.metrics.in_flight.dec()
+            self.metrics.in_flight_now -= 1
+            self._finish(scope, status or 500, started)
+
+    def _finish(self, scope: Scope, status: int, started: float, *, endpoint: str | None = None) -> None:
+        elapsed = time.perf_counter() - started
+        route = endpoint or scope.get(ROUTE_KEY) or UNMATCHED_ENDPOINT
+        method = scope["method"]
+        self.metrics.observe(method, route, status, elapsed)
+        if self.access_log:
+            _access.info(
+                "%s %s %d",
+                method,
+                scope.get("path", ""),
+                status,
+                extra={"method": method, "route": route, "status": status, "duration_ms": elapsed * 1000},
+            )
+
+    async def _preflight(self, scope: Scope, send: Send, allow_origin: str, request_id: str) -> None:
+        requested = _header(scope, b"access-control-request-headers") or ""
+        headers = [
+            (b"access-control-allow-origin", allow_origin.encode()),
+            (b"access-control-allow-methods", b"GET, POST, PUT, PATCH, DELETE, OPTIONS"),
+            (b"access-control-max-age", b"600"),
+            (b"vary", b"Origin"),
+            (b"x-request-id", request_id.encode()),
+            (b"content-length", b"0"),
+        ]
+        if requested:
+            headers.append((b"access-control-allow-headers", requested.encode("latin-1")))
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        with trio.CancelScope(shield=True):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _send_problem(
+        self, scope: Scope, send: Send, extra: list[tuple[bytes, bytes]], request_id: str, error: ApiError
+    ) -> None:
+        body = json.dumps(problem_body(error, instance=scope.get("path"), request_id=request_id)).encode()
+        headers = [
+            (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+            (b"content-length", str(len(body)).encode()),
+            *[(k.lower().encode(), v.encode()) for k, v in error.headers.items()],
+            *extra,
+        ]
+        with trio.CancelScope(shield=True):
+            await send({"type": "http.response.start", "status": error.status, "headers": headers})
+            await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -1,0 +1,55 @@
+"""Fixtures that start a REAL node: Hypercorn's trio worker on an ephemeral 127.0.0.1 port, temp data dir."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from orch.config import load_config
+from orch.http import Router
+from orch.server import RunningNode, run_node
+
+from .helpers import StartNode
+
+
+@pytest.fixture
+async def start_node(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[StartNode]:
+    """`await start_node(routers=[...], **{"server.max_body_bytes": 100})` -> a served RunningNode."""
+    running: list[RunningNode] = []
+
+    async def start(routers: Iterable[Router] = (), **overrides: Any) -> RunningNode:
+        settings: Mapping[str, Any] = {
+            "server.port": 0,
+            "database.data_dir": tmp_path / f"data{len(running)}",
+            "server.shutdown_grace": 2.0,
+            **overrides,
+        }
+        config = load_config(env={}, overrides=settings)
+        node: RunningNode = await nursery.start(
+            partial(run_node, config, on_ready=lambda url: None, handle_signals=False, routers=routers)
+        )
+        running.append(node)
+        return node
+
+    yield start
+    for node in running:
+        node.node.request_shutdown()
+
+
+@pytest.fixture
+async def node(start_node: StartNode) -> RunningNode:
+    """A node with only the built-in routes."""
+    return await start_node()
+
+
+@pytest.fixture
+async def client(node: RunningNode) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client pointed at `node`."""
+    async with httpx.AsyncClient(base_url=node.url) as http:
+        yield http
