@@ -93,20 +93,46 @@ def chain_hash(
     return hashlib.sha256(body).hexdigest()
 
 
+class ChainVerifier:
+    """Checks the chain incrementally, chunk by chunk, so a long trail needs no more memory than a chunk."""
+
+    def __init__(self, *, key: bytes | None = None) -> None:
+        self._key = key
+        self._prev = GENESIS
+        self._last_id = 0
+        self._checked = 0
+        self._broken: AuditVerification | None = None
+
+    def feed(self, rows: Iterable[AuditRow]) -> bool:
+        """Check the next rows (in id order); False once a broken link was found."""
+        if self._broken is not None:
+            return False
+        for row in rows:
+            reason = self._problem(row)
+            if reason:
+                self._broken = AuditVerification(False, self._checked, self._prev, row.id, reason)
+                return False
+            self._prev, self._last_id = row.hash, row.id
+            self._checked += 1
+        return True
+
+    def result(self) -> AuditVerification:
+        """The verdict so far."""
+        return self._broken or AuditVerification(True, self._checked, self._prev)
+
+    def _problem(self, row: AuditRow) -> str:
+        if row.id <= self._last_id:
+            return "rows out of order"
+        if row.prev_hash != self._prev:
+            return "previous-hash link broken"
+        expected = chain_hash(self._prev, row.at, row.type, row.subject, row.client, row.data, key=self._key)
+        if not hmac.compare_digest(expected, row.hash):
+            return "row content does not match its hash"
+        return ""
+
+
 def verify_chain(rows: Iterable[AuditRow], *, key: bytes | None = None) -> AuditVerification:
     """Walk the rows in id order and check every link; stops at the first broken one."""
-    prev = GENESIS
-    checked = 0
-    last_id = 0
-    for row in rows:
-        if row.id <= last_id:
-            return AuditVerification(False, checked, prev, row.id, "rows out of order")
-        if row.prev_hash != prev:
-            return AuditVerification(False, checked, prev, row.id, "previous-hash link broken")
-        expected = chain_hash(prev, row.at, row.type, row.subject, row.client, row.data, key=key)
-        if not hmac.compare_digest(expected, row.hash):
-            return AuditVerification(False, checked, prev, row.id, "row content does not match its hash")
-        prev = row.hash
-        last_id = row.id
-        checked += 1
-    return AuditVerification(True, checked, prev)
+    verifier = ChainVerifier(key=key)
+    verifier.feed(rows)
+    return verifier.result()

@@ -100,9 +100,14 @@ class TokenCodec:
         now: float,
         family: str | None = None,
         jti: str | None = None,
+        iat_floor: float = 0.0,
     ) -> tuple[str, TokenClaims]:
-        """Sign a new token with the active key; returns the compact JWS and its claims."""
-        iat = now_ms(now)
+        """Sign a new token with the active key; returns the compact JWS and its claims.
+
+        `iat_floor`: the subject's "tokens issued before this are revoked" point, so a token issued right
+        after a revocation (in the same millisecond) is not caught by it.
+        """
+        iat = max(now_ms(now), iat_floor)
         claims = TokenClaims(
             sub=sub,
             role=role,

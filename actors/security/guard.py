@@ -1,0 +1,72 @@
+"""Rate limiting per route class and auditing, shared by the actor's hot path, sessions and admin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any
+
+import trio
+
+from actors.security.committer import AuditSampler, Committer
+from actors.security.messages import RateLimited
+from actors.security.ratelimit import GcraLimiter, RateDecision
+from actors.security.settings import SecuritySettings
+from actors.security.store import AuditEntry, Change
+
+
+class Guard:
+    """GCRA limits by route class (unknown classes share "default") and the audit entry points."""
+
+    def __init__(self, settings: SecuritySettings, committer: Committer, clock: Callable[[], float]) -> None:
+        self._policies = dict(settings.rate_limits)
+        self._default = self._policies["default"]
+        self._limiter = GcraLimiter(settings.rate_limit_keys)
+        self._sampler = AuditSampler()
+        self.committer = committer
+        self.clock = clock
+
+    def take(self, route_class: str, key: Hashable, client: str) -> RateDecision:
+        """Spend one unit of `key`'s quota for `route_class`; RateLimited (and audited, sampled) if none."""
+        policy = self._policies.get(route_class, self._default)
+        decision = self._limiter.take(policy, key, trio.current_time())
+        if not decision.allowed:
+            subject = key[1] if isinstance(key, tuple) and len(key) == 2 else str(key)
+            self.sampled("rate_limited", str(subject), client, {"policy": policy.name}, sample_key=key)
+            raise RateLimited(decision)
+        return decision
+
+    def entry(
+        self,
+        type: str,
+        subject: str | None,
+        client: str | None,
+        data: Mapping[str, Any] | None = None,
+        *,
+        publish: bool = False,
+    ) -> AuditEntry:
+        """An audit entry stamped now."""
+        return AuditEntry(self.clock(), type, subject, client, dict(data or {}), publish)
+
+    def audit(
+        self, type: str, subject: str | None, client: str | None, data: Mapping[str, Any] | None = None
+    ) -> None:
+        """Record a non-state security event (bounded: dropped and counted under a flood)."""
+        self.committer.audit(self.entry(type, subject, client, data))
+
+    def sampled(
+        self,
+        type: str,
+        subject: str | None,
+        client: str | None,
+        data: Mapping[str, Any],
+        *,
+        sample_key: Hashable,
+    ) -> None:
+        """Record a noisy event at most ~10/min per (type, sample_key), with the count suppressed since."""
+        suppressed = self._sampler.admit(type, sample_key, trio.current_time())
+        if suppressed is not None:
+            self.audit(type, subject, client, {**data, "suppressed": suppressed} if suppressed else data)
+
+    def commit(self, change: Change, done: Callable[[], None] | None = None) -> None:
+        """Queue a state change for an ordered, batched commit; `done` runs once it is durable."""
+        self.committer.submit(change, done)
