@@ -1,0 +1,95 @@
+"""The actor's in-memory bookkeeping, kept in step with the store by the `Change`s of committed writes.
+
+It is never the source of truth for a task (the store is): it only answers "how many are queued ahead",
+"when is the next delayed task or retry due", "how fast does this core complete tasks", and "did anything
+become claimable since I last found the queue empty" (``generation``), without a database round trip.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+
+from .lifecycle import ends_attempt
+from .messages import TaskStatus
+from .policy import RateMeter
+from .store import Backlog, Change
+
+S = TaskStatus
+
+
+class Ledger:
+    """Queue depth per core and priority, due times, rates, and availability generations."""
+
+    def __init__(self) -> None:
+        self.queued: defaultdict[str, defaultdict[int, int]] = defaultdict(lambda: defaultdict(int))
+        self.delayed: list[tuple[float, str]] = []  # heap of (not_before, core) of queued tasks not yet due
+        self.next_retry: float = math.inf
+        self.generation: defaultdict[str, int] = defaultdict(int)
+        self.empty_at: dict[str, int] = {}  # core -> generation at which a claim found nothing due
+        self.completions: defaultdict[str, RateMeter] = defaultdict(RateMeter)
+        self.claims: defaultdict[str, RateMeter] = defaultdict(RateMeter)
+
+    def load(self, backlog: Backlog) -> None:
+        """Start from the stored backlog (after a start or restart)."""
+        for core, by_priority in backlog.queued.items():
+            for priority, n in by_priority.items():
+                self.queued[core][priority] = n
+        self.delayed = [(nb, core) for core, nb in backlog.delayed]
+        heapq.heapify(self.delayed)
+        self.next_retry = math.inf if backlog.next_retry_due is None else backlog.next_retry_due
+
+    def apply(self, changes: Iterable[Change], now: float) -> set[str]:
+        """Account for committed changes; returns the cores where a task became claimable now."""
+        available: set[str] = set()
+        for change in changes:
+            if self.apply_one(change, now):
+                available.add(change.core_id)
+        self.bump(available)
+        return available
+
+    def bump(self, cores: Iterable[str]) -> None:
+        """Note that tasks of ``cores`` became claimable."""
+        for core in cores:
+            self.generation[core] += 1
+
+    def apply_one(self, c: Change, now: float) -> bool:
+        """Account for one change; true if it made a task of its core claimable now."""
+        if c.old is S.QUEUED:
+            self.queued[c.core_id][c.priority] -= 1
+        if c.new is S.CLAIMED:
+            self.claims[c.core_id].add(now)
+        elif c.old is not None and ends_attempt(c.old, c.new):
+            self.completions[c.core_id].add(now)
+        if c.new is S.RETRYING:
+            self.next_retry = min(self.next_retry, c.not_before)
+        if c.new is not S.QUEUED:
+            return False
+        self.queued[c.core_id][c.priority] += 1
+        if c.not_before > now:
+            heapq.heappush(self.delayed, (c.not_before, c.core_id))
+            return False
+        return True
+
+    def pop_due(self, now: float) -> set[str]:
+        """Cores whose delayed tasks became due by ``now`` (their generation moves on)."""
+        cores: set[str] = set()
+        while self.delayed and self.delayed[0][0] <= now:
+            cores.add(heapq.heappop(self.delayed)[1])
+        self.bump(cores)
+        return cores
+
+    def next_wakeup(self) -> float:
+        """The earliest due time of a delayed task or a retry (inf if none)."""
+        first_delayed = self.delayed[0][0] if self.delayed else math.inf
+        return min(first_delayed, self.next_retry)
+
+    def ahead(self, core_id: str, priority: int) -> int:
+        """Queued tasks of ``core_id`` with at least ``priority`` (aging ignored: an estimate)."""
+        return sum(n for p, n in self.queued[core_id].items() if p >= priority)
+
+    def maybe_claimable(self, core_id: str) -> bool:
+        """False only if a claim found nothing due and nothing became claimable since."""
+        return self.empty_at.get(core_id) != self.generation[core_id]

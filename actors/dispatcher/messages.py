@@ -1,0 +1,344 @@
+"""What the dispatcher accepts and answers: messages, reply values and domain errors.
+
+Lifecycle of a task (see ``lifecycle.py`` for the enforced table)::
+
+    queued -> claimed (lease) -> running -> succeeded | failed | timed_out | cancelled
+    failed | timed_out -> retrying (backoff) -> queued, or -> dead after max_attempts
+    dead -> queued (operator requeue)
+
+Times are unix seconds (UTC). A request answered with a value is acknowledged only after its change and
+its events are committed. Domain errors map to HTTP at the edge: ``TaskNotFound`` 404,
+``IllegalTransition`` 409, ``StaleLease`` 409, ``InvalidTask`` 422.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.storage import StoredEvent
+from runtime import DomainError, Reply
+
+PRIORITY_MIN = -100
+PRIORITY_MAX = 100
+
+
+class TaskStatus(enum.StrEnum):
+    """Where a task is in its lifecycle."""
+
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    RETRYING = "retrying"
+    DEAD = "dead"
+
+
+class ReportStatus(enum.StrEnum):
+    """What a worker may report about a task it holds (``progress`` keeps it running)."""
+
+    RUNNING = "running"
+    PROGRESS = "progress"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+# --- errors ----------------------------------------------------------------------------------------------
+
+
+class DispatcherError(DomainError):
+    """Base of the dispatcher's domain errors."""
+
+
+class TaskNotFound(DispatcherError):
+    """No task has this id (never existed, or pruned by retention)."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"task {task_id!r} not found")
+        self.task_id = task_id
+
+
+class IllegalTransition(DispatcherError):
+    """The task's current status does not allow the requested change."""
+
+    def __init__(self, task_id: str, current: TaskStatus, target: TaskStatus) -> None:
+        super().__init__(f"task {task_id!r} cannot go from {current} to {target}")
+        self.task_id = task_id
+        self.current = current
+        self.target = target
+
+
+class StaleLease(DispatcherError):
+    """The lease token is not the task's current one: the caller lost the task (expired, timed out, ...)."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"lease token for task {task_id!r} is stale")
+        self.task_id = task_id
+
+
+class InvalidTask(DispatcherError):
+    """A request field is out of range (priority, max_attempts, timeout, lease...)."""
+
+
+# --- reply values ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """A task as stored. ``attempts`` counts claims; ``deadline_at`` = claim time + timeout."""
+
+    id: str
+    core_id: str
+    priority: int
+    status: TaskStatus
+    attempts: int
+    max_attempts: int
+    timeout_s: float | None
+    metadata: Mapping[str, Any]
+    stay: bool
+    idempotency_key: str | None
+    not_before: float
+    claimed_by: str | None
+    lease_expires_at: float | None
+    deadline_at: float | None
+    cancel_requested: bool
+    progress: Mapping[str, Any] | None
+    result: Mapping[str, Any] | None
+    error: str | None
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchAccepted:
+    """A durable dispatch. ``created`` is false when the idempotency key matched an existing task.
+
+    ``estimated_start`` (unix seconds) comes from the tasks queued ahead for the core and its recent
+    completion rate; ``None`` while there is no throughput to extrapolate from.
+    """
+
+    task: TaskView
+    created: bool
+    queue_position: int
+    estimated_start: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedTask:
+    """A task handed to a worker; ``lease_token`` proves ownership in heartbeats and reports."""
+
+    task: TaskView
+    lease_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatAck:
+    """The extended lease, and whether an operator asked to cancel the task (stop and report cancelled)."""
+
+    task_id: str
+    lease_expires_at: float
+    cancel_requested: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """One page of tasks, newest first; pass ``next_cursor`` back to get the next page (None: last page)."""
+
+    tasks: tuple[TaskView, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CoreStats:
+    """Queue figures for one core. Rates are per second over the last minute."""
+
+    core_id: str
+    queued: int
+    queued_by_priority: Mapping[int, int]
+    oldest_queued_age_s: float | None
+    claimed: int
+    running: int
+    retrying: int
+    waiting_workers: int
+    completions_per_s: float
+    claims_per_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatsView:
+    """Queue figures per core (only cores with tasks in flight, or recent activity)."""
+
+    cores: tuple[CoreStats, ...]
+    taken_at: float
+
+
+# --- requests --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """What a new task needs; the fields of ``Dispatch`` without the reply (used by ``DispatchBatch``).
+
+    ``timeout`` (seconds from claim) bounds one attempt; ``not_before`` delays the first claim;
+    ``idempotency_key`` makes a repeated dispatch for the same core return the existing task.
+    """
+
+    core_id: str
+    priority: int = 0
+    timeout: float | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    stay: bool = False
+    idempotency_key: str | None = None
+    max_attempts: int = 3
+    not_before: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """Queue one task for ``core_id`` (see ``TaskSpec`` for the fields)."""
+
+    core_id: str
+    reply: Reply[DispatchAccepted]
+    priority: int = 0
+    timeout: float | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    stay: bool = False
+    idempotency_key: str | None = None
+    max_attempts: int = 3
+    not_before: float | None = None
+
+    def spec(self) -> TaskSpec:
+        """The task this message describes."""
+        return TaskSpec(
+            core_id=self.core_id,
+            priority=self.priority,
+            timeout=self.timeout,
+            metadata=self.metadata,
+            stay=self.stay,
+            idempotency_key=self.idempotency_key,
+            max_attempts=self.max_attempts,
+            not_before=self.not_before,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchBatch:
+    """Queue many tasks in one durable write; all are accepted or none (a bad spec fails the batch)."""
+
+    tasks: Sequence[TaskSpec]
+    reply: Reply[tuple[DispatchAccepted, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Take the next task of ``core_id`` under a lease of ``lease`` seconds.
+
+    Long-poll: the answer comes when a task is available; the asker's cancel scope is the deadline. An
+    asker that gave up never leaves a task claimed in its name.
+    """
+
+    core_id: str
+    worker_id: str
+    reply: Reply[ClaimedTask]
+    lease: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Extend the lease (by ``lease`` seconds, default: the claim's) and optionally record progress."""
+
+    task_id: str
+    lease_token: str
+    reply: Reply[HeartbeatAck]
+    progress: Mapping[str, Any] | None = None
+    lease: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A worker's status change for the task it holds (``result`` on success, ``error`` on failure)."""
+
+    task_id: str
+    lease_token: str
+    status: ReportStatus
+    reply: Reply[TaskView]
+    result: Mapping[str, Any] | None = None
+    error: str | None = None
+    progress: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Cancel a task: at once if it waits, else flag it and tell the worker on its next heartbeat."""
+
+    task_id: str
+    reply: Reply[TaskView]
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Requeue:
+    """Put a dead task back in the queue (operator action), by default with a fresh attempt budget."""
+
+    task_id: str
+    reply: Reply[TaskView]
+    reset_attempts: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class GetTask:
+    """One task by id."""
+
+    task_id: str
+    reply: Reply[TaskView]
+
+
+@dataclass(frozen=True, slots=True)
+class ListTasks:
+    """Tasks newest first, optionally filtered by status and/or core; ``cursor`` from the previous page."""
+
+    reply: Reply[TaskPage]
+    statuses: frozenset[TaskStatus] | None = None
+    core_id: str | None = None
+    cursor: str | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ListEvents:
+    """Task events with seq > ``after_seq``, oldest first: of one task, or of all (optionally one core)."""
+
+    reply: Reply[tuple[StoredEvent, ...]]
+    task_id: str | None = None
+    core_id: str | None = None
+    after_seq: int = 0
+    limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Depth per core and priority, oldest queued age, throughput."""
+
+    reply: Reply[QueueStatsView]
+
+
+DispatcherMsg = (
+    Dispatch
+    | DispatchBatch
+    | Claim
+    | Heartbeat
+    | Report
+    | Cancel
+    | Requeue
+    | GetTask
+    | ListTasks
+    | ListEvents
+    | QueueStats
+)

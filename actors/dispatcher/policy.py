@@ -1,0 +1,119 @@
+"""Pure scheduling rules: priority with aging, retry backoff with jitter, throughput and start estimates.
+
+Priority and aging
+------------------
+Every queued task carries ``rank = eligible_at - priority * aging_interval`` where ``eligible_at`` is when it
+(re-)entered the queue (its ``not_before``, which defaults to the dispatch time). Claims take the smallest
+rank first (ties: dispatch order). So one priority step is worth ``aging_interval`` seconds of waiting:
+
+* higher priority first: at equal eligibility, a larger priority has a smaller rank;
+* FIFO within a priority: equal priorities compare by ``eligible_at``, then dispatch order;
+* bounded overtaking: a task T (priority p, eligible at e) can only be overtaken by a task U (priority
+  p', eligible at e') with ``e' - p'*A < e - p*A``, i.e. ``e' < e + (p' - p)*A <= e + (PRIORITY_MAX - p)*A``.
+  No task that becomes eligible after ``e + (PRIORITY_MAX - p) * A`` is ever claimed before T, so under any
+  stream of higher-priority work T waits at most that window plus the time to drain what was queued ahead
+  of it by then (`AgingRule.overtake_window`).
+
+The rank is a plain column, so claiming stays one ordered index scan (no per-claim recomputation of an
+effective priority) — the same rule works in SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from dataclasses import dataclass
+
+from .messages import PRIORITY_MAX, PRIORITY_MIN, InvalidTask, TaskSpec
+
+
+@dataclass(frozen=True, slots=True)
+class AgingRule:
+    """``rank = eligible_at - priority * interval_s`` (see the module docstring)."""
+
+    interval_s: float = 1.0
+
+    def rank(self, eligible_at: float, priority: int) -> float:
+        """The claim order key of a task that entered the queue at ``eligible_at``."""
+        return eligible_at - priority * self.interval_s
+
+    def overtake_window(self, priority: int, max_priority: int = PRIORITY_MAX) -> float:
+        """Seconds after its eligibility during which later tasks can still be claimed before a task."""
+        return max(0, max_priority - priority) * self.interval_s
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: attempt n waits ``min(cap, base * factor**(n-1))``, minus up to
+    ``jitter`` of it at random (so retries of tasks that failed together spread out)."""
+
+    base_s: float = 1.0
+    factor: float = 2.0
+    cap_s: float = 300.0
+    jitter: float = 0.5
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait before the retry that follows failed attempt number ``attempt`` (1-based)."""
+        exponent = min(max(attempt - 1, 0), 64)
+        delay = min(self.cap_s, self.base_s * self.factor**exponent)
+        return delay * (1.0 - self.jitter * rng.random())
+
+
+class RateMeter:
+    """Events per second over a sliding window, in one-second buckets (cheap to update and to read)."""
+
+    __slots__ = ("_buckets", "_window")
+
+    def __init__(self, window_s: int = 60) -> None:
+        self._window = window_s
+        self._buckets: deque[list[int]] = deque()  # [second, count], oldest first
+
+    def add(self, now: float, count: int = 1) -> None:
+        """Record ``count`` events at ``now``."""
+        second = int(now)
+        if self._buckets and self._buckets[-1][0] == second:
+            self._buckets[-1][1] += count
+        else:
+            self._buckets.append([second, count])
+        self._trim(second)
+
+    def rate(self, now: float) -> float:
+        """Events per second over the window ending at ``now``."""
+        self._trim(int(now))
+        return sum(count for _, count in self._buckets) / self._window
+
+    def _trim(self, second: int) -> None:
+        while self._buckets and self._buckets[0][0] <= second - self._window:
+            self._buckets.popleft()
+
+
+def estimate_start(now: float, ahead: int, idle_workers: int, rate_per_s: float) -> float | None:
+    """When a task with ``ahead`` tasks before it should be claimed, given workers waiting and throughput."""
+    if ahead < idle_workers:
+        return now
+    if rate_per_s <= 0.0:
+        return None
+    return now + (ahead - idle_workers + 1) / rate_per_s
+
+
+def validate_spec(spec: TaskSpec) -> None:
+    """Raise `InvalidTask` if a field of ``spec`` is out of range."""
+    if not spec.core_id or len(spec.core_id) > 200:
+        raise InvalidTask("core_id must be 1..200 characters")
+    if not PRIORITY_MIN <= spec.priority <= PRIORITY_MAX:
+        raise InvalidTask(f"priority must be within [{PRIORITY_MIN}, {PRIORITY_MAX}]")
+    if not 1 <= spec.max_attempts <= 1000:
+        raise InvalidTask("max_attempts must be within [1, 1000]")
+    if spec.timeout is not None and not (0 < spec.timeout < math.inf):
+        raise InvalidTask("timeout must be a positive number of seconds")
+    if spec.not_before is not None and not math.isfinite(spec.not_before):
+        raise InvalidTask("not_before must be a finite unix time")
+    if spec.idempotency_key is not None and not 0 < len(spec.idempotency_key) <= 200:
+        raise InvalidTask("idempotency_key must be 1..200 characters")
+
+
+def validate_lease(lease_s: float) -> None:
+    """Raise `InvalidTask` unless ``lease_s`` is a sane lease length."""
+    if not 0 < lease_s <= 86_400:
+        raise InvalidTask("lease must be within (0, 86400] seconds")

@@ -1,0 +1,134 @@
+"""The ``tasks`` row as the SQLite store handles it: column lists, decoding, and the one UPDATE it uses."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .messages import TaskStatus, TaskView
+
+COLUMNS = (
+    "seq, id, core_id, priority, status, attempts, max_attempts, timeout_s, metadata, stay, idempotency_key,"
+    " not_before, rank, lease_token, lease_s, lease_expires_at, deadline_at, claimed_by, cancel_requested,"
+    " progress, result, error, created_at, updated_at, finished_at"
+)
+
+INSERT = (
+    "INSERT INTO tasks (id, core_id, priority, status, max_attempts, timeout_s, metadata, stay,"
+    " idempotency_key, not_before, rank, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+_UPDATE = (
+    "UPDATE tasks SET status = ?, attempts = ?, not_before = ?, rank = ?, lease_token = ?, lease_s = ?,"
+    " lease_expires_at = ?, deadline_at = ?, claimed_by = ?, cancel_requested = ?, progress = ?, result = ?,"
+    " error = ?, updated_at = ?, finished_at = ? WHERE seq = ?"
+)
+
+
+def dumps(value: Mapping[str, Any] | None) -> str | None:
+    """Compact JSON text of a mapping (``None`` stays NULL)."""
+    if value is None:
+        return None
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def _loads(text: str | None) -> Mapping[str, Any] | None:
+    return None if text is None else json.loads(text)
+
+
+@dataclass(slots=True)
+class TaskRow:
+    """A mutable copy of one row, changed by an op and written back with `save`."""
+
+    seq: int
+    id: str
+    core_id: str
+    priority: int
+    status: TaskStatus
+    attempts: int
+    max_attempts: int
+    timeout_s: float | None
+    metadata: Mapping[str, Any]
+    stay: bool
+    idempotency_key: str | None
+    not_before: float
+    rank: float
+    lease_token: str | None
+    lease_s: float | None
+    lease_expires_at: float | None
+    deadline_at: float | None
+    claimed_by: str | None
+    cancel_requested: bool
+    progress: Mapping[str, Any] | None
+    result: Mapping[str, Any] | None
+    error: str | None
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+
+    @classmethod
+    def from_sql(cls, r: tuple[Any, ...]) -> TaskRow:
+        """Decode a row selected as ``COLUMNS``."""
+        return cls(
+            r[0], r[1], r[2], r[3], TaskStatus(r[4]), r[5], r[6], r[7], json.loads(r[8]), bool(r[9]), r[10],
+            r[11], r[12], r[13], r[14], r[15], r[16], r[17], bool(r[18]), _loads(r[19]), _loads(r[20]),
+            r[21], r[22], r[23], r[24],
+        )  # fmt: skip
+
+    def view(self) -> TaskView:
+        """The public, immutable view (without the lease token)."""
+        return TaskView(
+            id=self.id,
+            core_id=self.core_id,
+            priority=self.priority,
+            status=self.status,
+            attempts=self.attempts,
+            max_attempts=self.max_attempts,
+            timeout_s=self.timeout_s,
+            metadata=self.metadata,
+            stay=self.stay,
+            idempotency_key=self.idempotency_key,
+            not_before=self.not_before,
+            claimed_by=self.claimed_by,
+            lease_expires_at=self.lease_expires_at,
+            deadline_at=self.deadline_at,
+            cancel_requested=self.cancel_requested,
+            progress=self.progress,
+            result=self.result,
+            error=self.error,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            finished_at=self.finished_at,
+        )
+
+    def clear_lease(self) -> None:
+        """Forget the lease: the holder's token is stale from now on."""
+        self.lease_token = None
+        self.lease_expires_at = None
+        self.deadline_at = None
+
+    def save(self, conn: sqlite3.Connection) -> None:
+        """Write the mutable columns back."""
+        conn.execute(
+            _UPDATE,
+            (
+                self.status.value, self.attempts, self.not_before, self.rank, self.lease_token, self.lease_s,
+                self.lease_expires_at, self.deadline_at, self.claimed_by, int(self.cancel_requested),
+                dumps(self.progress), dumps(self.result), self.error, self.updated_at, self.finished_at,
+                self.seq,
+            ),
+        )  # fmt: skip
+
+
+def select_one(conn: sqlite3.Connection, task_id: str) -> TaskRow | None:
+    """The row of ``task_id``, if any."""
+    r = conn.execute(f"SELECT {COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
+    return None if r is None else TaskRow.from_sql(r)
+
+
+def select_many(conn: sqlite3.Connection, sql_tail: str, params: tuple[Any, ...]) -> list[TaskRow]:
+    """Rows of ``SELECT COLUMNS FROM tasks <sql_tail>``."""
+    return [TaskRow.from_sql(r) for r in conn.execute(f"SELECT {COLUMNS} FROM tasks {sql_tail}", params)]

@@ -1,0 +1,63 @@
+"""The dispatcher's tables (component ``dispatcher``, forward migrations; events live in the storage layer).
+
+Index plan (each one serves one hot query, all partial so finished rows cost nothing):
+
+* ``tasks_claim (core_id, rank) WHERE status = 'queued'`` — a claim is one ordered range scan of a core's
+  queued rows: O(log n) at any depth. Rows not yet due (``not_before > now``) are skipped by the scan; only
+  those with a smaller rank are visited, i.e. higher-priority tasks due within their priority head start.
+* ``tasks_lease (lease_expires_at)`` / ``tasks_deadline (deadline_at)`` over claimed+running rows — sweeps.
+* ``tasks_retry (not_before) WHERE status = 'retrying'`` — promotion of due retries.
+* ``tasks_idem (core_id, idempotency_key)`` unique where a key is set — idempotent dispatch.
+* ``tasks_finished (finished_at)`` — retention.
+* ``tasks_core_seq`` / ``tasks_status_seq`` — list pages newest first.
+
+``seq`` is the integer primary key (rowid): dispatch order, the FIFO tie-break and the list cursor.
+"""
+
+from __future__ import annotations
+
+from actors.storage import Migration
+
+COMPONENT = "dispatcher"
+
+MIGRATIONS: list[Migration] = [
+    """
+    CREATE TABLE tasks (
+        seq              INTEGER PRIMARY KEY,
+        id               TEXT NOT NULL UNIQUE,
+        core_id          TEXT NOT NULL,
+        priority         INTEGER NOT NULL DEFAULT 0,
+        status           TEXT NOT NULL CHECK (status IN ('queued', 'claimed', 'running', 'succeeded',
+                             'failed', 'timed_out', 'cancelled', 'retrying', 'dead')),
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        max_attempts     INTEGER NOT NULL DEFAULT 3,
+        timeout_s        REAL,
+        metadata         TEXT NOT NULL DEFAULT '{}',
+        stay             INTEGER NOT NULL DEFAULT 0,
+        idempotency_key  TEXT,
+        not_before       REAL NOT NULL,
+        rank             REAL NOT NULL,
+        lease_token      TEXT,
+        lease_s          REAL,
+        lease_expires_at REAL,
+        deadline_at      REAL,
+        claimed_by       TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        progress         TEXT,
+        result           TEXT,
+        error            TEXT,
+        created_at       REAL NOT NULL,
+        updated_at       REAL NOT NULL,
+        finished_at      REAL
+    );
+    CREATE INDEX tasks_claim ON tasks (core_id, rank) WHERE status = 'queued';
+    CREATE INDEX tasks_lease ON tasks (lease_expires_at) WHERE status IN ('claimed', 'running');
+    CREATE INDEX tasks_deadline ON tasks (deadline_at)
+        WHERE status IN ('claimed', 'running') AND deadline_at IS NOT NULL;
+    CREATE INDEX tasks_retry ON tasks (not_before) WHERE status = 'retrying';
+    CREATE UNIQUE INDEX tasks_idem ON tasks (core_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX tasks_finished ON tasks (finished_at) WHERE finished_at IS NOT NULL;
+    CREATE INDEX tasks_core_seq ON tasks (core_id, seq);
+    CREATE INDEX tasks_status_seq ON tasks (status, seq);
+    """,
+]

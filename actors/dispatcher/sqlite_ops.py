@@ -1,0 +1,206 @@
+"""The SQLite store's write ops: plain functions of a `Tx`, run in the storage layer's writer thread.
+
+Each op is one atomic step inside its own SAVEPOINT of a group-commit batch: a domain error it raises rolls
+back only that op. Every status change goes through `Step.move`, which checks the lifecycle table, updates
+the row copy, emits the event and records the `Change` for the actor.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from actors.storage import Tx
+
+from .lifecycle import EVENT_TYPES, FINISHED, HELD, check_transition
+from .messages import (
+    ClaimedTask,
+    HeartbeatAck,
+    StaleLease,
+    TaskNotFound,
+    TaskSpec,
+    TaskStatus,
+)
+from .policy import AgingRule, RetryPolicy
+from .rows import INSERT, TaskRow, dumps, select_many, select_one
+from .store import Change, ClaimRequest, Dispatched, Outcome
+
+S = TaskStatus
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The policies ops apply: aging (rank), retry backoff, idempotency window."""
+
+    aging: AgingRule = field(default_factory=AgingRule)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    idempotency_window_s: float = 7 * 86_400.0
+    rng: random.Random = field(default_factory=random.Random)
+
+
+class Step:
+    """Collects the status changes (and their events) of one op."""
+
+    __slots__ = ("changes", "now", "tx")
+
+    def __init__(self, tx: Tx, now: float) -> None:
+        self.tx = tx
+        self.now = now
+        self.changes: list[Change] = []
+
+    def move(self, row: TaskRow, target: TaskStatus, data: Mapping[str, Any]) -> None:
+        """Check and apply ``row.status -> target`` on the row copy, emit its event, record the change."""
+        check_transition(row.id, row.status, target)
+        self.changes.append(Change(row.core_id, row.priority, row.status, target, row.not_before))
+        row.status = target
+        row.updated_at = self.now
+        row.finished_at = self.now if target in FINISHED else None
+        self.tx.emit(EVENT_TYPES[target], subject=row.id, core_id=row.core_id, data=data)
+
+    def outcome(self, value: T) -> Outcome[T]:
+        """``value`` with the changes recorded so far."""
+        return Outcome(value, tuple(self.changes))
+
+
+def load(tx: Tx, task_id: str) -> TaskRow:
+    """The row of ``task_id`` or `TaskNotFound`."""
+    row = select_one(tx.conn, task_id)
+    if row is None:
+        raise TaskNotFound(task_id)
+    return row
+
+
+# --- dispatch and claim -----------------------------------------------------------------------------------
+
+
+def dispatch(tx: Tx, rules: Rules, specs: Sequence[TaskSpec], now: float) -> Outcome[list[Dispatched]]:
+    """Insert ``specs`` (each with its ``task.queued`` event); known idempotency keys return the old task."""
+    step = Step(tx, now)
+    out: list[Dispatched] = []
+    for spec in specs:
+        if spec.idempotency_key is not None:
+            existing = _idempotent_match(tx, rules, spec, now)
+            if existing is not None:
+                out.append(Dispatched(existing.view(), created=False))
+                continue
+        out.append(Dispatched(_insert(tx, rules, spec, step).view(), created=True))
+    return step.outcome(out)
+
+
+def _idempotent_match(tx: Tx, rules: Rules, spec: TaskSpec, now: float) -> TaskRow | None:
+    rows = select_many(
+        tx.conn, "WHERE core_id = ? AND idempotency_key = ?", (spec.core_id, spec.idempotency_key)
+    )
+    if not rows:
+        return None
+    if rows[0].created_at >= now - rules.idempotency_window_s:
+        return rows[0]
+    # Outside the window the key is free again; the old task keeps running but loses its key.
+    tx.conn.execute("UPDATE tasks SET idempotency_key = NULL WHERE seq = ?", (rows[0].seq,))
+    return None
+
+
+def _insert(tx: Tx, rules: Rules, spec: TaskSpec, step: Step) -> TaskRow:
+    now = step.now
+    not_before = now if spec.not_before is None else max(now, spec.not_before)
+    rank = rules.aging.rank(not_before, spec.priority)
+    task_id = uuid.uuid4().hex
+    cur = tx.conn.execute(
+        INSERT,
+        (
+            task_id, spec.core_id, spec.priority, S.QUEUED.value, spec.max_attempts, spec.timeout,
+            dumps(spec.metadata) or "{}", int(spec.stay), spec.idempotency_key, not_before, rank, now, now,
+        ),
+    )  # fmt: skip
+    assert cur.lastrowid is not None
+    row = TaskRow(
+        cur.lastrowid, task_id, spec.core_id, spec.priority, S.QUEUED, 0, spec.max_attempts, spec.timeout,
+        spec.metadata, spec.stay, spec.idempotency_key, not_before, rank, None, None, None, None, None, False,
+        None, None, None, now, now, None,
+    )  # fmt: skip
+    step.changes.append(Change(spec.core_id, spec.priority, None, S.QUEUED, not_before))
+    data: dict[str, Any] = {"priority": spec.priority, "reason": "dispatch"}
+    if not_before > now:
+        data["not_before"] = not_before
+    tx.emit("task.queued", subject=task_id, core_id=spec.core_id, data=data)
+    return row
+
+
+def claim(tx: Tx, core_id: str, requests: Sequence[ClaimRequest], now: float) -> Outcome[list[ClaimedTask]]:
+    """Claim the best-ranked due tasks of ``core_id``, one per request."""
+    step = Step(tx, now)
+    rows = select_many(
+        tx.conn,
+        "INDEXED BY tasks_claim WHERE status = 'queued' AND core_id = ? AND not_before <= ?"
+        " ORDER BY rank, seq LIMIT ?",
+        (core_id, now, len(requests)),
+    )
+    out: list[ClaimedTask] = []
+    for row, request in zip(rows, requests, strict=False):
+        row.attempts += 1
+        row.lease_token = secrets.token_hex(16)
+        row.lease_s = request.lease_s
+        row.lease_expires_at = now + request.lease_s
+        row.deadline_at = None if row.timeout_s is None else now + row.timeout_s
+        row.claimed_by = request.worker_id
+        row.progress = None
+        data = {
+            "worker_id": request.worker_id,
+            "attempt": row.attempts,
+            "lease_expires_at": row.lease_expires_at,
+        }
+        step.move(row, S.CLAIMED, data)
+        row.save(tx.conn)
+        out.append(ClaimedTask(row.view(), row.lease_token))
+    return step.outcome(out)
+
+
+def release(tx: Tx, task_id: str, lease_token: str, now: float) -> Outcome[bool]:
+    """Give back a claim whose asker vanished before receiving it (not an attempt)."""
+    step = Step(tx, now)
+    row = select_one(tx.conn, task_id)
+    if row is None or row.status is not S.CLAIMED or row.lease_token != lease_token:
+        return step.outcome(False)
+    row.attempts -= 1
+    row.clear_lease()
+    row.claimed_by = None
+    step.move(row, S.QUEUED, {"reason": "claim_abandoned", "attempt": row.attempts})
+    row.save(tx.conn)
+    return step.outcome(True)
+
+
+# --- the holder's messages --------------------------------------------------------------------------------
+
+
+def held(tx: Tx, task_id: str, lease_token: str) -> TaskRow:
+    """The row of a task held under ``lease_token``, or `StaleLease` / `TaskNotFound`."""
+    row = load(tx, task_id)
+    if row.status not in HELD or row.lease_token != lease_token:
+        raise StaleLease(task_id)
+    return row
+
+
+def heartbeat(
+    tx: Tx,
+    task_id: str,
+    lease_token: str,
+    lease_s: float | None,
+    progress: Mapping[str, Any] | None,
+    now: float,
+) -> Outcome[HeartbeatAck]:
+    """Extend a held task's lease (a lapsed lease not yet swept still counts as held)."""
+    row = held(tx, task_id, lease_token)
+    if lease_s is not None:
+        row.lease_s = lease_s
+    row.lease_expires_at = now + (row.lease_s or 0.0)
+    row.updated_at = now
+    if progress is not None:
+        row.progress = progress
+        tx.emit("task.progress", subject=row.id, core_id=row.core_id, data={"progress": dict(progress)})
+    row.save(tx.conn)
+    return Outcome(HeartbeatAck(row.id, row.lease_expires_at, row.cancel_requested), ())

@@ -1,0 +1,183 @@
+"""The durable task store the dispatcher actor talks to (`TaskStore`), and the values it returns.
+
+Every write method is one atomic, durable step: it checks the lifecycle table against the stored row,
+changes the row, and writes one event per status change (``task.*``, subject = task id) in the same
+transaction; it returns only after the commit. It also returns the `Change`s it made so the actor can keep
+its in-memory bookkeeping (queue depth, due times, throughput) without reading the rows back.
+
+Implementations: `SqliteTaskStore` (single node; claims are serialized by the one writer connection). A
+PostgreSQL store fills the same protocol: a claim there is
+``UPDATE tasks SET ... WHERE seq IN (SELECT seq FROM tasks WHERE status = 'queued' AND core_id = $1 AND
+not_before <= $2 ORDER BY rank, seq LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING ...``, so concurrent nodes
+never hand out the same task; the other writes are single-row compare-and-set updates on ``lease_token``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from actors.storage import StoredEvent
+
+from .messages import (
+    ClaimedTask,
+    HeartbeatAck,
+    ReportStatus,
+    TaskPage,
+    TaskSpec,
+    TaskStatus,
+    TaskView,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One committed status change. ``not_before``: when a queued task becomes claimable, or when a
+    retrying task is due to be queued again."""
+
+    core_id: str
+    priority: int
+    old: TaskStatus | None
+    new: TaskStatus
+    not_before: float
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[T]):
+    """The value of a write plus the status changes it committed."""
+
+    value: T
+    changes: tuple[Change, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatched:
+    """One task of a dispatch: the stored task, and whether this dispatch created it."""
+
+    task: TaskView
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """One worker asking for a task under a lease of ``lease_s`` seconds."""
+
+    worker_id: str
+    lease_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class CoreCounts:
+    """Stored figures of one core: counts per status, queued per priority, oldest due queued task."""
+
+    core_id: str
+    by_status: Mapping[TaskStatus, int]
+    queued_by_priority: Mapping[int, int]
+    oldest_due_since: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What the actor rebuilds its bookkeeping from at start-up."""
+
+    queued: Mapping[str, Mapping[int, int]]  # core -> priority -> count
+    delayed: Sequence[tuple[str, float]]  # (core, not_before) of queued tasks not yet due
+    next_retry_due: float | None
+
+
+class TaskStore(Protocol):
+    """Durable task state. ``now`` (unix seconds) comes from the caller so that time is testable."""
+
+    async def dispatch(self, specs: Sequence[TaskSpec], now: float) -> Outcome[list[Dispatched]]:
+        """Insert tasks (validated by the caller); an idempotency key seen within the window returns the
+        existing task instead."""
+        ...
+
+    async def claim(
+        self, core_id: str, requests: Sequence[ClaimRequest], now: float
+    ) -> Outcome[list[ClaimedTask]]:
+        """Claim up to ``len(requests)`` due tasks of ``core_id``, best rank first, one per request."""
+        ...
+
+    async def release(self, task_id: str, lease_token: str, now: float) -> Outcome[bool]:
+        """Undo a claim nobody received (its asker gave up): back to queued, attempt not counted."""
+        ...
+
+    async def heartbeat(
+        self,
+        task_id: str,
+        lease_token: str,
+        lease_s: float | None,
+        progress: Mapping[str, Any] | None,
+        now: float,
+    ) -> Outcome[HeartbeatAck]:
+        """Extend the lease of a held task; record progress if given."""
+        ...
+
+    async def report(
+        self,
+        task_id: str,
+        lease_token: str,
+        status: ReportStatus,
+        result: Mapping[str, Any] | None,
+        error: str | None,
+        progress: Mapping[str, Any] | None,
+        now: float,
+    ) -> Outcome[TaskView]:
+        """Apply a worker's report (failures retry with backoff or go dead)."""
+        ...
+
+    async def cancel(self, task_id: str, reason: str | None, now: float) -> Outcome[TaskView]:
+        """Cancel a waiting task, or flag a held one for cancellation."""
+        ...
+
+    async def requeue(self, task_id: str, reset_attempts: bool, now: float) -> Outcome[TaskView]:
+        """Move a dead task back to queued."""
+        ...
+
+    async def expire_leases(self, now: float, limit: int) -> Outcome[int]:
+        """Re-queue (or kill, or cancel) up to ``limit`` held tasks whose lease lapsed; returns how many."""
+        ...
+
+    async def expire_deadlines(self, now: float, limit: int) -> Outcome[int]:
+        """Time out up to ``limit`` held tasks past their deadline; returns how many."""
+        ...
+
+    async def promote_retries(self, now: float, limit: int) -> Outcome[int]:
+        """Queue up to ``limit`` retrying tasks whose backoff elapsed; returns how many."""
+        ...
+
+    async def prune_finished(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` tasks finished before ``before``, with their events; returns how many."""
+        ...
+
+    async def next_retry_due(self) -> float | None:
+        """When the earliest retrying task is due, if any."""
+        ...
+
+    async def get(self, task_id: str) -> TaskView:
+        """One task, or `TaskNotFound`."""
+        ...
+
+    async def list_tasks(
+        self, statuses: frozenset[TaskStatus] | None, core_id: str | None, cursor: str | None, limit: int
+    ) -> TaskPage:
+        """A page of tasks, newest first."""
+        ...
+
+    async def events(
+        self, task_id: str | None, core_id: str | None, after_seq: int, limit: int
+    ) -> list[StoredEvent]:
+        """Task events after ``after_seq``, oldest first."""
+        ...
+
+    async def counts(self, now: float) -> list[CoreCounts]:
+        """Figures of every core with unfinished tasks."""
+        ...
+
+    async def backlog(self, now: float) -> Backlog:
+        """Queued counts and due times, to rebuild in-memory bookkeeping after a (re)start."""
+        ...
