@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -78,7 +79,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             raise CliError(str(bind.strerror), EXIT_FAILURE) from None
         if _find(exc, KeyboardInterrupt) is not None:
             return 130
-        raise
+        if not isinstance(exc, Exception):
+            raise
+        logging.getLogger("orch").critical("node failed: %s", type(exc).__name__, exc_info=exc)
+        return EXIT_FAILURE
     return 0
 
 

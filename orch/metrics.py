@@ -7,6 +7,8 @@ Label values are bounded by construction: route templates (never raw paths), a f
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST as _CONTENT_TYPE
 from prometheus_client import (
@@ -19,7 +21,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-__all__ = ["CONTENT_TYPE", "UNMATCHED_ENDPOINT", "HttpMetrics", "Metrics", "bounded_method"]
+__all__ = ["CONTENT_TYPE", "UNMATCHED_ENDPOINT", "ActorMetrics", "HttpMetrics", "Metrics", "bounded_method"]
 
 CONTENT_TYPE = _CONTENT_TYPE
 UNMATCHED_ENDPOINT = "<unmatched>"
@@ -68,17 +70,45 @@ class HttpMetrics:
         self.total += 1
 
 
+class ActorMetrics:
+    """Supervision metrics, labelled by child id (a fixed set: the tree's specs)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.crashes = Counter("orch_actor_crashes", "Actor crashes.", ["actor"], registry=registry)
+        self.restarts = Counter(
+            "orch_actor_restarts", "Actor restarts.", ["actor", "reason"], registry=registry
+        )
+        self.mailbox_depth = Gauge(
+            "orch_actor_mailbox_depth", "Messages waiting in the mailbox.", ["actor"], registry=registry
+        )
+        self.mailbox_capacity = Gauge(
+            "orch_actor_mailbox_capacity", "Mailbox capacity.", ["actor"], registry=registry
+        )
+        self.messages_handled = Gauge(
+            "orch_actor_messages_handled",
+            "Messages handled by the current incarnation.",
+            ["actor"],
+            registry=registry,
+        )
+
+
 class Metrics:
     """The node's registry and its metric families; actors' gauges are added beside `http`."""
 
     def __init__(self, *, process_metrics: bool = True) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.http = HttpMetrics(self.registry)
+        self.actors = ActorMetrics(self.registry)
         if process_metrics:
             ProcessCollector(registry=self.registry)
+        self._refreshers: list[Callable[[], None]] = []
         self._inflight: trio.Event | None = None
         self._last: bytes = b""
         self.renders = 0
+
+    def add_refresh(self, refresh: Callable[[], None]) -> None:
+        """Run `refresh` on the Trio thread before each render (copy actor/db state into gauges)."""
+        self._refreshers.append(refresh)
 
     async def render(self) -> bytes:
         """The exposition text. Never blocks the Trio thread; scrapes arriving mid-render share it."""
@@ -88,6 +118,8 @@ class Metrics:
             return self._last
         done = self._inflight = trio.Event()
         try:
+            for refresh in self._refreshers:
+                refresh()
             # Not abandonable: the thread finishes even if this scrape is cancelled, so waiters wake.
             self._last = await trio.to_thread.run_sync(generate_latest, self.registry)
             self.renders += 1

@@ -1,79 +1,47 @@
-"""The node: one process = one data dir = one supervisor tree, and what the HTTP edge may see of it.
+"""The node: one process = one data dir = one database = one supervisor tree.
 
 `open_node(config)` wires everything in start order and unwinds it in reverse on exit:
-data dir -> database -> actors (supervisor tree) ; the HTTP server runs inside, see `orch.server`.
-Adding an actor is a few lines in `_start_actors`: build its child spec, keep its ref on the node, add a
-health probe / totals source if it has something to say.
+data dir -> database (+ migrations) -> supervisor tree (actors, in their start order). The HTTP server runs
+inside it (see `orch.server`). Adding an actor is a few lines in `orch.wiring.actor_specs`: build its child
+spec, keep its ref on the node, add a health probe or totals source if it has something to say.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import trio
 
+from actors.storage import Database, StoredEvent
 from orch import __version__
 from orch.config import Config
+from orch.health import (
+    ComponentHealth,
+    HealthProbe,
+    HealthReport,
+    TotalsSource,
+    overall,
+    supervisor_components,
+)
 from orch.logs import register_secret
 from orch.metrics import Metrics
+from runtime import Backoff, ChildSpec, Intensity, Strategy, Supervisor, supervisor
 
-__all__ = ["ComponentHealth", "HealthReport", "Node", "open_node"]
+__all__ = ["ActorSpecs", "ComponentHealth", "HealthReport", "Node", "open_node"]
 
 _log = logging.getLogger("orch.node")
 
-ComponentStatus = Literal["up", "degraded", "down"]
-HealthProbe = Callable[[], Awaitable["ComponentHealth"]]
-TotalsSource = Callable[[], Awaitable[Mapping[str, Any]]]
+ActorSpecs = Callable[["Node"], Sequence[ChildSpec]]
 
-PROBE_DEADLINE = 2.0  # a probe slower than this counts as down; /health must answer promptly
-
-
-@dataclass(frozen=True, slots=True)
-class ComponentHealth:
-    """One component's state for `/health`: up, degraded (working, e.g. restarting) or down."""
-
-    status: ComponentStatus
-    detail: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class HealthReport:
-    """The `/health` body. `ok` is False (503) when a component is down or the node is draining."""
-
-    status: Literal["healthy", "degraded", "unhealthy", "shutting_down"]
-    timestamp: float
-    version: str
-    uptime: float
-    components: Mapping[str, ComponentHealth]
-    totals: Mapping[str, Any]
-
-    @property
-    def ok(self) -> bool:
-        """True when the node should receive traffic."""
-        return self.status in ("healthy", "degraded")
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON document."""
-        return {
-            "status": self.status,
-            "timestamp": datetime.fromtimestamp(self.timestamp, UTC).isoformat(timespec="milliseconds"),
-            "version": self.version,
-            "uptime_seconds": round(self.uptime, 3),
-            "components": {
-                name: {"status": c.status, **c.detail} for name, c in sorted(self.components.items())
-            },
-            "totals": dict(self.totals),
-        }
+PROBE_DEADLINE = 2.0  # a probe slower than this counts as down: /health must answer promptly
 
 
 class Node:
-    """Shared handles of a running node. The HTTP layer reads it; it holds no domain state itself."""
+    """Shared handles of a running node. The HTTP layer reads it; it holds no domain state of its own."""
 
     def __init__(self, config: Config, *, version: str = __version__) -> None:
         self.config = config
@@ -82,6 +50,10 @@ class Node:
         self.started_at = time.time()
         self._started = time.monotonic()
         self.shutdown_requested = trio.Event()
+        self.db: Database | None = None
+        self.supervisor: Supervisor | None = None
+        self.nursery: trio.Nursery | None = None  # background work that lives as long as the node
+        self.event_sinks: list[Callable[[StoredEvent], None]] = []
         self._probes: dict[str, HealthProbe] = {}
         self._totals: list[TotalsSource] = []
 
@@ -101,6 +73,17 @@ class Node:
         """Seconds since the node was created."""
         return time.monotonic() - self._started
 
+    def database(self) -> Database:
+        """The open database (raises before `open_node` opened it)."""
+        if self.db is None:
+            raise RuntimeError("the database is not open")
+        return self.db
+
+    def publish(self, event: StoredEvent) -> None:
+        """Hand a committed event to every sink (SSE/websocket broadcast, metrics); called in seq order."""
+        for sink in self.event_sinks:
+            sink(event)
+
     # -- health --------------------------------------------------------------------------------------------
     def add_health_probe(self, name: str, probe: HealthProbe) -> None:
         """Report component `name` in /health through `probe` (bounded by PROBE_DEADLINE)."""
@@ -113,36 +96,21 @@ class Node:
         self._totals.append(source)
 
     async def health(self) -> HealthReport:
-        """Run every probe concurrently (each bounded) and aggregate."""
+        """Run every probe concurrently (each bounded), add the supervisor's children, aggregate."""
         results: dict[str, ComponentHealth] = {}
+        if self.supervisor is not None:
+            results.update(supervisor_components(self.supervisor.status()))
         totals: dict[str, Any] = {
             "http_requests": self.metrics.http.total,
             "http_requests_in_flight": self.metrics.http.in_flight_now,
         }
-
-        async def run_probe(name: str, probe: HealthProbe) -> None:
-            results[name] = ComponentHealth("down", {"error": "probe timed out"})
-            with trio.move_on_after(PROBE_DEADLINE):
-                try:
-                    results[name] = await probe()
-                except Exception as exc:
-                    _log.warning("health probe %s failed", name, exc_info=True)
-                    results[name] = ComponentHealth("down", {"error": type(exc).__name__})
-
-        async def run_totals(source: TotalsSource) -> None:
-            with trio.move_on_after(PROBE_DEADLINE):
-                try:
-                    totals.update(await source())
-                except Exception:
-                    _log.warning("health totals source failed", exc_info=True)
-
         async with trio.open_nursery() as nursery:
             for name, probe in self._probes.items():
-                nursery.start_soon(run_probe, name, probe)
+                nursery.start_soon(self._run_probe, name, probe, results)
             for source in self._totals:
-                nursery.start_soon(run_totals, source)
+                nursery.start_soon(self._run_totals, source, totals)
         return HealthReport(
-            status=_overall(results, draining=self.draining),
+            status=overall(results, draining=self.draining),
             timestamp=time.time(),
             version=self.version,
             uptime=self.uptime(),
@@ -150,32 +118,46 @@ class Node:
             totals=totals,
         )
 
+    @staticmethod
+    async def _run_probe(name: str, probe: HealthProbe, results: dict[str, ComponentHealth]) -> None:
+        results[name] = ComponentHealth("down", {"error": "probe timed out"})
+        with trio.move_on_after(PROBE_DEADLINE):
+            try:
+                results[name] = await probe()
+            except Exception as exc:
+                _log.warning("health probe %s failed", name, exc_info=True)
+                results[name] = ComponentHealth("down", {"error": type(exc).__name__})
 
-def _overall(
-    components: Mapping[str, ComponentHealth], *, draining: bool
-) -> Literal["healthy", "degraded", "unhealthy", "shutting_down"]:
-    if draining:
-        return "shutting_down"
-    states = {c.status for c in components.values()}
-    if "down" in states:
-        return "unhealthy"
-    return "degraded" if "degraded" in states else "healthy"
+    @staticmethod
+    async def _run_totals(source: TotalsSource, totals: dict[str, Any]) -> None:
+        with trio.move_on_after(PROBE_DEADLINE):
+            try:
+                totals.update(await source())
+            except Exception:
+                _log.warning("health totals source failed", exc_info=True)
 
 
 @asynccontextmanager
-async def open_node(config: Config) -> AsyncIterator[Node]:
-    """Start the node's components in order; on exit stop them in reverse order (even when cancelled)."""
+async def open_node(config: Config, *, actors: ActorSpecs | None = None) -> AsyncIterator[Node]:
+    """Start the node's components in order; on exit stop them in reverse order (even when cancelled).
+
+    `actors` builds the root supervisor's children (default: `orch.wiring.actor_specs`).
+    """
     for secret in config.secret_values():
         register_secret(secret)
-    data_dir = config.database.data_dir
-    await trio.to_thread.run_sync(lambda: data_dir.mkdir(parents=True, exist_ok=True))
+    db_path = config.database.db_path
+    await trio.to_thread.run_sync(lambda: db_path.parent.mkdir(parents=True, exist_ok=True))
     node = Node(config)
     node.add_health_probe("http", _http_probe(node))
     try:
         async with AsyncExitStack() as stack:
+            node.nursery = await stack.enter_async_context(trio.open_nursery())
+            stack.callback(node.nursery.cancel_scope.cancel)  # runs after everything below has unwound
             await _open_database(node, stack)
-            await _start_actors(node, stack)
-            _log.info("node started", extra={"data_dir": str(data_dir), "version": node.version})
+            await _start_supervisor(node, stack, actors)
+            _log.info(
+                "node started", extra={"data_dir": str(config.database.data_dir), "version": node.version}
+            )
             yield node
             _log.info("node stopping")
     finally:
@@ -190,10 +172,34 @@ def _http_probe(node: Node) -> HealthProbe:
 
 
 async def _open_database(node: Node, stack: AsyncExitStack) -> None:
-    """Open and migrate the SQLite database (wired when the storage layer lands)."""
-    del node, stack
+    """Open the SQLite file (storage schema migrates itself); stores migrate their own tables."""
+    settings = node.config.database
+    node.db = db = await stack.enter_async_context(
+        Database.open(settings.db_path, synchronous=settings.synchronous, publish=node.publish)
+    )
+
+    async def probe() -> ComponentHealth:
+        last = await db.last_seq()
+        stats = db.statistics()
+        return ComponentHealth("up", {"last_seq": last, "queued_writes": stats.queued})
+
+    node.add_health_probe("database", probe)
 
 
-async def _start_actors(node: Node, stack: AsyncExitStack) -> None:
-    """Build the supervisor tree and start it; its stop (reverse order) is pushed on `stack`."""
-    del node, stack
+async def _start_supervisor(node: Node, stack: AsyncExitStack, actors: ActorSpecs | None) -> None:
+    """Build the supervisor tree and start it; on the way out it stops first (children in reverse order)."""
+    from orch.wiring import RuntimeEventRecorder, actor_specs, mailbox_refresher
+
+    recorder = RuntimeEventRecorder(node)
+    node.metrics.add_refresh(mailbox_refresher(node))
+    root = supervisor(
+        "root",
+        (actors or actor_specs)(node),
+        strategy=Strategy.ONE_FOR_ONE,
+        intensity=Intensity(max_restarts=5, within=10.0),
+        backoff=Backoff(min=0.1, max=30.0, reset_after=60.0),
+    )
+    node.supervisor = sup = Supervisor(root, on_event=recorder)
+    supervisor_nursery = await stack.enter_async_context(trio.open_nursery())
+    await supervisor_nursery.start(sup.run)
+    stack.push_async_callback(sup.stop)

@@ -22,7 +22,7 @@ from hypercorn.typing import ASGIFramework
 
 from orch.config import Config, ServerConfig
 from orch.http import OrchApp, Router, create_app
-from orch.node import Node, open_node
+from orch.node import ActorSpecs, Node, open_node
 
 __all__ = ["READY_PREFIX", "BindError", "RunningNode", "hypercorn_config", "run_node", "serve_app"]
 
@@ -131,10 +131,11 @@ async def run_node(
     on_ready: Callable[[str], None] = print_ready,
     handle_signals: bool = True,
     routers: Iterable[Router] = (),
+    actors: ActorSpecs | None = None,
     task_status: trio.TaskStatus[RunningNode] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Open the node, serve it, and unwind in order when the server stops."""
-    async with open_node(config) as node:
+    async with open_node(config, actors=actors) as node:
         app = create_app(node, routers=routers)
         async with trio.open_nursery() as nursery:
             if handle_signals:

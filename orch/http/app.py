@@ -11,6 +11,7 @@ from quart import Response, current_app, request
 from quart_trio import QuartTrio
 
 from orch.http.edge import ROUTE_KEY, Edge, Receive, Scope, Send
+from orch.http.errors import install_error_mappings
 from orch.http.openapi import build_openapi
 from orch.http.problems import PROBLEM_CONTENT_TYPE, ApiError, InternalError, problem_body, to_api_error
 from orch.http.routing import Router, RouteSpec, install
@@ -81,6 +82,7 @@ def create_app(node: Node, *, routers: Iterable[Router] = ()) -> OrchApp:
     """The app for `node`: the ops routes plus `routers` (tests may add their own)."""
     from orch.http.ops import ops  # the route modules import this module for helpers
 
+    install_error_mappings()
     app = OrchApp("orch", static_folder=None)
     app.config.update(
         MAX_CONTENT_LENGTH=node.config.server.max_body_bytes,

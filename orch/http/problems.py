@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from http import HTTPStatus
+from typing import Any
 
 from werkzeug.exceptions import HTTPException
 
@@ -32,6 +33,7 @@ __all__ = [
     "Unauthorized",
     "UnsupportedMediaType",
     "ValidationFailed",
+    "problem",
     "problem_body",
     "register_error",
     "to_api_error",
@@ -44,9 +46,9 @@ PROBLEM_TYPE_PREFIX = "urn:orch:problem:"
 class ApiError(Exception):
     """An error with an HTTP status. `extensions` become extra members of the problem document."""
 
-    status: ClassVar[int] = 500
-    title: ClassVar[str] = "Internal Server Error"
-    slug: ClassVar[str] = "internal"
+    status: int = 500
+    title: str = "Internal Server Error"
+    slug: str = "internal"
 
     def __init__(
         self, detail: str | None = None, *, headers: Mapping[str, str] | None = None, **extensions: Any
@@ -60,6 +62,16 @@ class ApiError(Exception):
     def type_uri(self) -> str:
         """The problem `type` member."""
         return PROBLEM_TYPE_PREFIX + self.slug
+
+
+def problem(
+    status: int, slug: str, detail: str, *, title: str | None = None, headers: Mapping[str, str] | None = None
+) -> ApiError:
+    """An ApiError with any status (for mappings whose status is data, e.g. on the exception)."""
+    error = ApiError(detail, headers=headers)
+    error.status, error.slug = status, slug
+    error.title = title or HTTPStatus(status).phrase
+    return error
 
 
 class BadRequest(ApiError):

@@ -13,6 +13,7 @@ import trio
 
 from orch.config import load_config
 from orch.http import Router
+from orch.node import ActorSpecs
 from orch.server import RunningNode, run_node
 
 from .helpers import StartNode
@@ -20,10 +21,12 @@ from .helpers import StartNode
 
 @pytest.fixture
 async def start_node(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[StartNode]:
-    """`await start_node(routers=[...], **{"server.max_body_bytes": 100})` -> a served RunningNode."""
+    """`await start_node(routers=[...], actors=..., **{"server.max_body_bytes": 100})` -> a RunningNode."""
     running: list[RunningNode] = []
 
-    async def start(routers: Iterable[Router] = (), **overrides: Any) -> RunningNode:
+    async def start(
+        routers: Iterable[Router] = (), actors: ActorSpecs | None = None, **overrides: Any
+    ) -> RunningNode:
         settings: Mapping[str, Any] = {
             "server.port": 0,
             "database.data_dir": tmp_path / f"data{len(running)}",
@@ -32,7 +35,14 @@ async def start_node(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[Sta
         }
         config = load_config(env={}, overrides=settings)
         node: RunningNode = await nursery.start(
-            partial(run_node, config, on_ready=lambda url: None, handle_signals=False, routers=routers)
+            partial(
+                run_node,
+                config,
+                on_ready=lambda url: None,
+                handle_signals=False,
+                routers=routers,
+                actors=actors,
+            )
         )
         running.append(node)
         return node

@@ -57,10 +57,10 @@ async def test_health_is_503_when_a_component_is_down_or_degraded_is_200(node: R
         async def broken() -> ComponentHealth:
             raise RuntimeError("db gone")
 
-        node.node.add_health_probe("database", broken)
+        node.node.add_health_probe("disk", broken)
         response = await http.get("/health")
         assert (response.status_code, response.json()["status"]) == (503, "unhealthy")
-        assert response.json()["components"]["database"] == {"status": "down", "error": "RuntimeError"}
+        assert response.json()["components"]["disk"] == {"status": "down", "error": "RuntimeError"}
 
 
 async def test_health_is_503_for_a_request_in_flight_when_shutdown_begins(node: RunningNode) -> None:

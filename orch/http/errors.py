@@ -1,0 +1,49 @@
+"""The error table: which exception from below the edge becomes which HTTP answer. One place, one table.
+
+Runtime errors are mapped here; each actor's `DomainError`s get their line when the actor is wired in.
+A DomainError with no entry of its own answers 409 with its own message (domain messages are written for
+the asker) and is logged, so the missing entry gets noticed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from orch.http.problems import Conflict, ServiceUnavailable, ShuttingDown, register_error
+from runtime import ActorCrashed, ActorStopped, DomainError, MailboxFull
+
+__all__ = ["install_error_mappings"]
+
+_log = logging.getLogger("orch.http")
+
+
+def _mailbox_full(exc: BaseException) -> ServiceUnavailable:
+    assert isinstance(exc, MailboxFull)
+    return ServiceUnavailable(f"The {exc.actor} is overloaded; retry shortly.", retry_after=1.0)
+
+
+def _actor_stopped(exc: BaseException) -> ShuttingDown:
+    assert isinstance(exc, ActorStopped)
+    return ShuttingDown(f"The {exc.actor} is stopped (the node is shutting down).")
+
+
+def _actor_crashed(exc: BaseException) -> ServiceUnavailable:
+    assert isinstance(exc, ActorCrashed)
+    return ServiceUnavailable(
+        f"The {exc.actor} failed while handling this request and is restarting; the request may or may not "
+        "have taken effect. Retry (with an idempotency key where the endpoint takes one).",
+        retry_after=1.0,
+    )
+
+
+def _unmapped_domain_error(exc: BaseException) -> Conflict:
+    _log.warning("no HTTP mapping for %s; answering 409", type(exc).__name__)
+    return Conflict(str(exc))
+
+
+def install_error_mappings() -> None:
+    """Register every mapping (idempotent)."""
+    register_error(MailboxFull, _mailbox_full)
+    register_error(ActorStopped, _actor_stopped)
+    register_error(ActorCrashed, _actor_crashed)
+    register_error(DomainError, _unmapped_domain_error)
