@@ -9,7 +9,18 @@ from __future__ import annotations
 
 import logging
 
-from orch.http.problems import Conflict, ServiceUnavailable, ShuttingDown, register_error
+from actors.dispatcher.messages import IllegalTransition, InvalidTask, StaleLease, TaskNotFound
+from actors.security.messages import SecurityError
+from orch.http.problems import (
+    ApiError,
+    Conflict,
+    NotFound,
+    ServiceUnavailable,
+    ShuttingDown,
+    ValidationFailed,
+    problem,
+    register_error,
+)
 from runtime import ActorCrashed, ActorStopped, DomainError, MailboxFull
 
 __all__ = ["install_error_mappings"]
@@ -41,9 +52,32 @@ def _unmapped_domain_error(exc: BaseException) -> Conflict:
     return Conflict(str(exc))
 
 
+def _security(exc: BaseException) -> ApiError:
+    # The security actor decides status, code and safe message itself (401/403/404/409/422/423/429/503).
+    assert isinstance(exc, SecurityError)
+    headers = dict(exc.headers)
+    if exc.status in (429, 503) and "Retry-After" not in headers:
+        headers["Retry-After"] = "1"
+    return problem(exc.status, exc.code.replace("_", "-"), exc.message, headers=headers)
+
+
+def _invalid_task(exc: BaseException) -> ValidationFailed:
+    # InvalidTask messages read "<field> must ..." when one field is at fault: name it.
+    message = str(exc)
+    field, _, rest = message.partition(" ")
+    if field.isidentifier() and rest.startswith("must "):
+        return ValidationFailed(field, rest)
+    return ValidationFailed("", message)
+
+
 def install_error_mappings() -> None:
     """Register every mapping (idempotent)."""
     register_error(MailboxFull, _mailbox_full)
     register_error(ActorStopped, _actor_stopped)
     register_error(ActorCrashed, _actor_crashed)
     register_error(DomainError, _unmapped_domain_error)
+    register_error(TaskNotFound, lambda exc: NotFound(str(exc)))
+    register_error(IllegalTransition, lambda exc: Conflict(str(exc)))
+    register_error(StaleLease, lambda exc: Conflict(str(exc)))
+    register_error(InvalidTask, _invalid_task)
+    register_error(SecurityError, _security)
