@@ -11,6 +11,7 @@ replaced wherever it appears.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -81,9 +82,19 @@ def register_secret(value: str | bytes | None) -> None:
             _registered.add(text)
 
 
+# Cheap pre-check: the substitutions above only ever match text containing one of these.
+_TRIGGER = re.compile(r"bearer|basic|eyJ|pass|secret|token|api|wh[sp]", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    return _SECRET_KEY.search(key) is not None
+
+
 def _scrub(text: str) -> str:
-    for pattern, replacement in _SECRET_IN_TEXT:
-        text = pattern.sub(replacement, text)
+    if _TRIGGER.search(text) is not None:
+        for pattern, replacement in _SECRET_IN_TEXT:
+            text = pattern.sub(replacement, text)
     for secret in _registered:
         if secret in text:
             text = text.replace(secret, REDACTED)
@@ -102,7 +113,7 @@ def redact(value: Any, *, _depth: int = 0) -> Any:
         return value
     if isinstance(value, Mapping):
         return {
-            str(k): REDACTED if _SECRET_KEY.search(str(k)) else redact(v, _depth=_depth + 1)
+            str(k): REDACTED if _secret_key(str(k)) else redact(v, _depth=_depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple | set | frozenset):
