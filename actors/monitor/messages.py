@@ -176,9 +176,11 @@ class RecoveryHistory:
 
 @dataclass(frozen=True, slots=True)
 class SettingChanged:
-    """An operator changed runtime setting ``key`` (a tell); rollback policies consider recent changes."""
+    """Runtime setting ``key`` changed at ``at`` (unix seconds; None: now). Rollback policies revert settings
+    changed shortly before an alert became active."""
 
     key: str
+    at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,9 @@
 
 A `RecoveryGovernor` guards one `RecoveryPolicy`. Before acting on a target it answers `decide`; after an
 attempt the caller `record`s it. Per target, like Kubernetes' CrashLoopBackOff: the n-th retry waits
-``backoff_initial_s * 2**(n-1)`` capped at ``backoff_max_s`` (and never less than ``cooldown_s``); after
-``escalate_after`` attempts the governor stops allowing attempts and says *escalate* exactly once; the
+``backoff_initial_s * 2**(n-1)`` capped at ``backoff_max_s`` (and never less than ``cooldown_s``); when a
+target is still unhealthy once the backoff after its ``escalate_after``-th attempt has passed, the governor
+stops allowing attempts and says *escalate* exactly once; the
 count resets once the target has been healthy for ``reset_after_s``. Across targets, at most
 ``max_per_window`` attempts in any ``window_s``.
 """
@@ -57,13 +58,14 @@ class RecoveryGovernor:
         st = self._targets.setdefault(target, _Target())
         if st.escalated:
             return Decision(False, st.attempts, Denial.ESCALATED)
-        if st.attempts >= self.policy.escalate_after:
-            st.escalated = True
-            return Decision(False, st.attempts, Denial.ESCALATED, escalate=True)
         if st.last_at is not None:
             ready = st.last_at + self.delay_after(st.attempts)
             if now < ready:
                 return Decision(False, st.attempts, Denial.BACKOFF, retry_at=ready)
+        if st.attempts >= self.policy.escalate_after:
+            # Still unhealthy when the next attempt would be due: the last one got its full backoff too.
+            st.escalated = True
+            return Decision(False, st.attempts, Denial.ESCALATED, escalate=True)
         self._expire(now)
         if len(self._recent) >= self.policy.max_per_window:
             return Decision(

@@ -256,6 +256,7 @@ class MonitorSettings:
     system_metrics: bool = True
     channels: tuple[str, ...] | None = None  # default notification routing; None = all channels
     notify_resolved: bool = True
+    action_timeout_s: float = 30.0  # a recovery action that takes longer counts as failed
 
     def __post_init__(self) -> None:
         if self.interval_s < 0.05:

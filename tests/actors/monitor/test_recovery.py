@@ -46,7 +46,8 @@ def test_history_resets_after_ten_minutes_healthy_but_not_after_less() -> None:
     gov = RecoveryGovernor(_policy(escalate_after=2))
     gov.record(0, "a")
     gov.record(10, "a")
-    assert gov.decide(20, "a").escalate
+    assert gov.decide(29, "a").denial is Denial.BACKOFF
+    assert gov.decide(30, "a").escalate  # still unhealthy once the last backoff ran out
     gov.note_healthy(30, "a")
     gov.note_unhealthy(30 + 599, "a")  # 9:59 healthy is not enough
     assert gov.decide(700, "a").denial is Denial.ESCALATED
