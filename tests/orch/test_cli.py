@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,6 +20,17 @@ from orch.cli import main
 from orch.server import READY_PREFIX
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """`main()` configures process-wide logging; in-process calls must not leak it into other tests."""
+    root, hypercorn = logging.getLogger(), logging.getLogger("hypercorn.error")
+    saved = list(root.handlers), root.level, hypercorn.level
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    hypercorn.setLevel(saved[2])
 
 
 async def read_until_ready(stdout: trio.abc.ReceiveStream) -> tuple[str, bytes]:

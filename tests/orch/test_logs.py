@@ -13,10 +13,14 @@ from orch.logs import REDACTED, configure_logging, redact, register_secret, use_
 
 @pytest.fixture
 def captured() -> Iterator[io.StringIO]:
+    root, hypercorn = logging.getLogger(), logging.getLogger("hypercorn.error")
+    levels = root.level, hypercorn.level
     stream = io.StringIO()
     handler = configure_logging("DEBUG", stream=stream)
     yield stream
-    logging.getLogger().removeHandler(handler)
+    root.removeHandler(handler)
+    root.setLevel(levels[0])
+    hypercorn.setLevel(levels[1])
 
 
 def lines(stream: io.StringIO) -> list[dict[str, Any]]:
