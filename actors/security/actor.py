@@ -48,7 +48,7 @@ from actors.security.roles import is_allowed
 from actors.security.sessions import Sessions
 from actors.security.settings import SecuritySettings
 from actors.security.state import SecurityState
-from actors.security.store import SecurityStore
+from actors.security.store import Change, SecurityStore
 from actors.security.webhooks import WebhookVerdict, WebhookVerifier
 from actors.storage import Database
 from runtime import Actor, Reply
@@ -133,11 +133,10 @@ class SecurityActor(Actor[SecurityMsg]):
             case RevokeToken(jti=jti, by=by, reply=reply):
                 self._admin.revoke(jti, by, reply)
             case VerifyAudit(reply=reply):
-                self.spawn(_answer, reply, self._store.verify_audit)
+                self.spawn(self._read_after_commit, reply, self._store.verify_audit)
             case ListAudit(after_id=after_id, limit=limit, subject=subject, reply=reply):
-                self.spawn(
-                    _answer, reply, lambda: self._store.audit_rows(after_id, min(limit, 1000), subject)
-                )
+                work = lambda: self._store.audit_rows(after_id, min(limit, 1000), subject)  # noqa: E731
+                self.spawn(self._read_after_commit, reply, work)
             case Authorize() | Throttle() | VerifyWebhook() | Login() | Refresh() | Logout():
                 raise AssertionError("handled in handle()")
             case _:
@@ -146,9 +145,13 @@ class SecurityActor(Actor[SecurityMsg]):
     # ------------------------------------------------------------------------------------------ hot path
     def _authorize(self, token: str | None, action: Action, route_class: str, client: str) -> Principal:
         now = self._clock()
+        if token and not self._state.is_cached(token):
+            # A flood of forged tokens must not buy ~100 us of verification each from one client.
+            self._guard.check_bad_tokens(client)
         try:
             caller = self._state.caller(token, now)
         except Unauthenticated as exc:
+            self._guard.count_bad_token(client)
             self._guard.sampled("token_rejected", None, client, {"reason": exc.message}, sample_key=client)
             raise
         sub = caller.claims.sub
@@ -167,6 +170,18 @@ class SecurityActor(Actor[SecurityMsg]):
             self._guard.sampled("webhook_rejected", verdict.delivery_id, client, data, sample_key=client)
         return verdict
 
+    async def _read_after_commit(self, reply: Reply[T], read: Callable[[], Awaitable[T]]) -> None:
+        # Audit queries see every event recorded before them: wait for the queued commits first.
+        committed = trio.Event()
+        self._guard.commit(Change(), committed.set)
+        await committed.wait()
+        try:
+            value = await read()
+        except SecurityError as exc:
+            reply.fail(exc)
+            return
+        reply.send(value)
+
     async def _reload_forever(self) -> None:
         last_prune = trio.current_time()
         while True:
@@ -177,12 +192,3 @@ class SecurityActor(Actor[SecurityMsg]):
             if trio.current_time() - last_prune >= PRUNE_EVERY:
                 last_prune = trio.current_time()
                 await self._store.prune(now)
-
-
-async def _answer(reply: Reply[T], work: Callable[[], Awaitable[T]]) -> None:
-    try:
-        value = await work()
-    except SecurityError as exc:
-        reply.fail(exc)
-        return
-    reply.send(value)

@@ -9,7 +9,7 @@ import trio
 
 from actors.security.committer import AuditSampler, Committer
 from actors.security.messages import RateLimited
-from actors.security.ratelimit import GcraLimiter, RateDecision
+from actors.security.ratelimit import GcraLimiter, RateDecision, RatePolicy
 from actors.security.settings import SecuritySettings
 from actors.security.store import AuditEntry, Change
 
@@ -20,6 +20,9 @@ class Guard:
     def __init__(self, settings: SecuritySettings, committer: Committer, clock: Callable[[], float]) -> None:
         self._policies = dict(settings.rate_limits)
         self._default = self._policies["default"]
+        self._bad_tokens = self._policies.get(
+            "invalid_token", RatePolicy("invalid_token", limit=60, window=60.0)
+        )
         self._limiter = GcraLimiter(settings.rate_limit_keys)
         self._sampler = AuditSampler()
         self.committer = committer
@@ -34,6 +37,17 @@ class Guard:
             self.sampled("rate_limited", str(subject), client, {"policy": policy.name}, sample_key=key)
             raise RateLimited(decision)
         return decision
+
+    def check_bad_tokens(self, client: str) -> None:
+        """Refuse (429) a client that sent too many invalid tokens lately, before spending a verification."""
+        decision = self._limiter.peek(self._bad_tokens, ("bad-token", client), trio.current_time())
+        if not decision.allowed:
+            self.sampled("rate_limited", None, client, {"policy": self._bad_tokens.name}, sample_key=client)
+            raise RateLimited(decision)
+
+    def count_bad_token(self, client: str) -> None:
+        """Charge one invalid token to `client`."""
+        self._limiter.take(self._bad_tokens, ("bad-token", client), trio.current_time())
 
     def entry(
         self,

@@ -9,6 +9,7 @@ made to the same database, without ever undoing a revocation.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 from actors.security.messages import Unauthenticated
@@ -40,7 +41,8 @@ class SecurityState:
         self.revocations: dict[str, Revocation] = {}
         self.families: dict[str, Family] = {}
         self.system_tokens: dict[str, SystemTokenRecord] = {}
-        self._verified: dict[str, TokenClaims] = {}
+        # OrderedDict: popitem(last=False) is O(1); next(iter(dict)) after many front deletions is O(n).
+        self._verified: OrderedDict[str, TokenClaims] = OrderedDict()
         self._cache_size = settings.token_cache_size
 
     # ------------------------------------------------------------------------------------------ loading
@@ -77,12 +79,16 @@ class SecurityState:
             if claims is None:
                 claims = self.codec.verify_signature(token, now=now)
                 if len(self._verified) >= self._cache_size:
-                    del self._verified[next(iter(self._verified))]
+                    self._verified.popitem(last=False)
                 self._verified[token] = claims
             self.codec.check(claims, now=now, expected=expected)
         except TokenInvalid as exc:
             raise Unauthenticated(f"invalid token: {exc.reason}") from None
         return claims
+
+    def is_cached(self, token: str) -> bool:
+        """True when `token`'s signature was verified recently (no crypto needed to check it again)."""
+        return token in self._verified
 
     def caller(self, token: str | None, now: float) -> Caller:
         """Who presents `token` for an API call; Unauthenticated if it is invalid or revoked."""
