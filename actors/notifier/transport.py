@@ -53,10 +53,12 @@ class Transport:
                     return await self._email(channel, n)
                 case _:
                     assert_never(channel)
-        except httpx.TransportError as exc:
-            return AttemptResult(Outcome.RETRY, f"transport error: {type(exc).__name__}")
         except httpx.InvalidURL:
             return AttemptResult(Outcome.DISABLE, "invalid URL")
+        except httpx.UnsupportedProtocol:
+            return AttemptResult(Outcome.DISABLE, "unsupported URL scheme")
+        except httpx.HTTPError as exc:  # connect/read/write errors, protocol errors, decoding errors
+            return AttemptResult(Outcome.RETRY, f"http error: {type(exc).__name__}")
 
     async def _slack(self, channel: SlackChannel, n: Notification) -> AttemptResult:
         payload = slack_payload(n, self._settings.public_url)

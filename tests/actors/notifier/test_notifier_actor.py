@@ -239,3 +239,22 @@ async def test_urls_and_secrets_never_reach_the_logs(
     assert "notification msg_1 on channel slack" in text  # failures are logged...
     for secret in ("TOKENSLACK", "TOKENHOOK", SECRET):
         assert secret not in text  # ...without URLs or credentials
+
+
+async def test_unreachable_endpoint_is_retried_and_a_bad_scheme_disables(
+    io_clock: trio.testing.MockClock,
+) -> None:
+    with trio.socket.socket() as probe:  # a port nobody listens on
+        await probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    settings = _settings(
+        WebhookChannel("refused", f"http://127.0.0.1:{closed_port}/x"),
+        WebhookChannel("ftp", "ftp://127.0.0.1/x"),
+        attempts=3,
+    )
+    async with open_actor(_notifier(settings)) as ref:
+        await ref.tell(Notify(_note()))
+        await ref.ask(lambda r: Flush(r))
+        refused, ftp = await ref.ask(lambda r: ListChannels(r))
+    assert (refused.failed, refused.enabled, refused.last_error) == (1, True, "http error: ConnectError")
+    assert (ftp.enabled, ftp.disabled_reason) == (False, "unsupported URL scheme")
