@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import pytest
 import trio
 import trio.testing
@@ -17,6 +20,7 @@ from actors.locks.messages import (
     LockInfo,
     LockMode,
     LockMsg,
+    LockNotHeld,
     LockStatistics,
     LockStats,
     LockUnavailable,
@@ -25,7 +29,7 @@ from actors.locks.messages import (
     ReleaseOutcome,
     ReleaseResult,
 )
-from actors.storage import Database, StoredEvent
+from actors.storage import Database, StoredEvent, Tx
 from runtime import ActorRef
 
 Locks = ActorRef[LockMsg]
@@ -239,3 +243,49 @@ async def test_concurrent_acquires_share_commit_batches(
     after = db.statistics()
     assert await db.read(lambda c: c.execute("SELECT count(*) FROM locks").fetchone()[0]) == 200
     assert after.batches - before.batches < 50, "one transaction per acquire: group commit is not working"
+
+
+async def test_grant_whose_asker_left_before_the_commit_is_given_back(
+    locks: Locks, db: Database, lock_clock: trio.testing.MockClock
+) -> None:
+    holder = await acquire(locks, "r", "a")
+    entered, opened = threading.Event(), threading.Event()
+
+    def hold_the_writer(tx: Tx) -> None:
+        entered.set()
+        opened.wait(10)
+
+    async def until(predicate: Callable[[LockInfo], bool]) -> None:
+        # Polling the actor's view: the states in between are not events anyone could wait on.
+        with trio.fail_after(30):
+            while True:
+                if predicate(await info(locks, "r")):
+                    return
+                await trio.sleep(0.5)
+
+    waiter_scope = trio.CancelScope()
+
+    async def impatient_waiter() -> None:
+        with waiter_scope:
+            await acquire(locks, "r", "b")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(db.write, hold_the_writer)
+        await trio.to_thread.run_sync(entered.wait, 10)
+        nursery.start_soon(impatient_waiter)
+        await until(lambda i: i.waiters == 1)
+        nursery.start_soon(release, locks, holder)
+        await until(lambda i: [h.owner for h in i.holders] == ["b"])  # granted, not yet committed
+        waiter_scope.cancel()
+        opened.set()
+    await until(lambda i: i.holders == ())
+    # Any answer is sent only after the changes queued before it are committed: use one as a barrier.
+    with pytest.raises(LockNotHeld):
+        await locks.ask(lambda r: Release("r", "no-such-token", r))
+    events = [(e.type, e.data["fence"], e.data.get("reason")) for e in await lock_events(db)]
+    assert events == [
+        ("lock.acquired", 1, None),
+        ("lock.released", 1, "released"),
+        ("lock.acquired", 2, None),
+        ("lock.released", 2, "abandoned"),
+    ]
