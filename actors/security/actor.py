@@ -48,7 +48,7 @@ from actors.security.roles import is_allowed
 from actors.security.sessions import Sessions
 from actors.security.settings import SecuritySettings
 from actors.security.state import SecurityState
-from actors.security.store import Change, SecurityStore
+from actors.security.store import SecurityStore
 from actors.security.webhooks import WebhookVerdict, WebhookVerifier
 from actors.storage import Database
 from runtime import Actor, Reply
@@ -91,7 +91,7 @@ class SecurityActor(Actor[SecurityMsg]):
 
     async def on_stop(self) -> None:
         """Commit whatever is still queued."""
-        await self._committer.flush()
+        await self._committer.drain()
 
     async def handle(self, msg: SecurityMsg) -> None:
         """Dispatch one message (see messages.py for each one's contract)."""
@@ -172,9 +172,7 @@ class SecurityActor(Actor[SecurityMsg]):
 
     async def _read_after_commit(self, reply: Reply[T], read: Callable[[], Awaitable[T]]) -> None:
         # Audit queries see every event recorded before them: wait for the queued commits first.
-        committed = trio.Event()
-        self._guard.commit(Change(), committed.set)
-        await committed.wait()
+        await self._committer.drain()
         try:
             value = await read()
         except SecurityError as exc:

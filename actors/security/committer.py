@@ -56,14 +56,20 @@ class Committer:
         return len(self._queue)
 
     async def run(self) -> None:
-        """Drain forever (a background task of the actor)."""
+        """Drain forever: the one task that writes (a background task of the actor)."""
         while True:
             await self._wake.wait()
             self._wake = trio.Event()
-            await self.flush()
+            await self._flush()
 
-    async def flush(self) -> None:
-        """Commit everything queued so far. A failed commit propagates: the actor crashes and reloads."""
+    async def drain(self) -> None:
+        """Wait until everything queued before this call is durable (needs `run` to be running)."""
+        committed = trio.Event()
+        self.submit(Change(), committed.set)
+        await committed.wait()
+
+    async def _flush(self) -> None:
+        # A failed commit propagates: the actor crashes, its askers get ActorCrashed, the restart reloads.
         while self._queue:
             if self.dropped:
                 lost, self.dropped = self.dropped, 0

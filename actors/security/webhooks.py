@@ -57,7 +57,10 @@ def _unauthorised(reason: str) -> _Reject:
 
 
 class ReplayCache:
-    """Keys seen recently, each remembered until its own expiry; bounded (evicts the soonest to expire)."""
+    """Keys seen recently, each remembered until its own expiry; bounded (evicts the soonest to expire).
+
+    Use str keys: with up to a million entries, GC-tracked keys (tuples) would make collections costly.
+    """
 
     def __init__(self, max_entries: int = 1_000_000) -> None:
         self._expiry: dict[Hashable, float] = {}
@@ -142,7 +145,7 @@ class WebhookVerifier:
         match = _first_match(expected, [s.lower() for s in sigs])
         if match is None:
             raise _unauthorised("signature mismatch")
-        self._once(("signature", match), t + self._s.tolerance, now)
+        self._once(f"sig:{match}", t + self._s.tolerance, now)
         return None
 
     # -- X-Hub-Signature-256: sha256=...
@@ -160,10 +163,10 @@ class WebhookVerifier:
         if match is None:
             raise _unauthorised("signature mismatch")
         until = now + self._s.github_delivery_ttl
-        if self.replays.seen(("github", delivery), now):
+        if self.replays.seen(f"gh:{delivery}", now):
             raise _Reject(409, "delivery already processed")
-        self._once(("github-sig", match), until, now)
-        self.replays.add(("github", delivery), until, now)
+        self._once(f"gh-sig:{match}", until, now)
+        self.replays.add(f"gh:{delivery}", until, now)
         return delivery
 
     # -- Standard Webhooks
@@ -178,9 +181,9 @@ class WebhookVerifier:
         signed = f"{msg_id}.{t}.".encode() + body
         if not (self._std_v1_ok(signed, v1) or self._std_v1a_ok(signed, v1a)):
             raise _unauthorised("signature mismatch")
-        if self.replays.seen(("standard", msg_id), now):
+        if self.replays.seen(f"std:{msg_id}", now):
             raise _Reject(409, "webhook-id already processed")
-        self.replays.add(("standard", msg_id), t + self._s.tolerance, now)
+        self.replays.add(f"std:{msg_id}", t + self._s.tolerance, now)
         return msg_id
 
     def _std_v1_ok(self, signed: bytes, sigs: list[bytes]) -> bool:
