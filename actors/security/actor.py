@@ -46,7 +46,7 @@ from actors.security.messages import (
 from actors.security.passwords import PasswordHasher
 from actors.security.roles import is_allowed
 from actors.security.sessions import Sessions
-from actors.security.settings import SecuritySettings
+from actors.security.settings import SecuritySettings, with_dev_defaults
 from actors.security.state import SecurityState
 from actors.security.store import SecurityStore
 from actors.security.webhooks import WebhookVerdict, WebhookVerifier
@@ -68,6 +68,7 @@ class SecurityActor(Actor[SecurityMsg]):
         clock: Callable[[], float] = time.time,
         reload_interval: float = 5.0,
     ) -> None:
+        settings = with_dev_defaults(settings)
         self._settings = settings
         self._clock = clock
         self._reload_interval = reload_interval

@@ -7,9 +7,12 @@ secrets unless `dev_mode` is set explicitly.
 from __future__ import annotations
 
 import base64
+import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
+
+import jwt
 
 from actors.security.ratelimit import RatePolicy
 
@@ -132,6 +135,15 @@ def validate_settings(settings: SecuritySettings) -> list[str]:
     return dev_only + warnings
 
 
+def with_dev_defaults(settings: SecuritySettings) -> SecuritySettings:
+    """In dev mode without a usable signing key, add an ephemeral random one (tokens die with the process)."""
+    active = next((k for k in settings.jwt_keys if k.kid == settings.active_kid), None)
+    if not settings.dev_mode or (active is not None and (active.secret or active.private_key_pem)):
+        return settings
+    ephemeral = JwtKey("dev-ephemeral", "HS256", secret=secrets.token_bytes(32))
+    return replace(settings, jwt_keys=(ephemeral, *settings.jwt_keys), active_kid=ephemeral.kid)
+
+
 def _key_problems(s: SecuritySettings) -> list[str]:
     out: list[str] = []
     kids = [k.kid for k in s.jwt_keys]
@@ -170,6 +182,13 @@ def _one_key_problems(key: JwtKey, *, is_active: bool) -> list[str]:
         return [f"EdDSA key {key.kid!r} needs public_key_pem"]
     if is_active and key.private_key_pem is None:
         return [f"active EdDSA key {key.kid!r} needs private_key_pem"]
+    algo = jwt.get_algorithm_by_name("EdDSA")
+    for pem in (key.public_key_pem, key.private_key_pem):
+        try:
+            if pem is not None:
+                algo.prepare_key(pem)
+        except (ValueError, TypeError, jwt.InvalidKeyError):
+            return [f"EdDSA key {key.kid!r} is not a valid Ed25519 PEM key"]
     return []
 
 

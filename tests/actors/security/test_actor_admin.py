@@ -232,3 +232,23 @@ async def test_no_password_hash_or_token_ever_reaches_the_audit_table(
         "$2b$",
     ):
         assert secret not in text
+
+
+async def test_key_rotation_keeps_old_tokens_valid_through_the_grace_period(
+    open_security: Any, create_user: CreateUserFn, login: LoginFn, clock: Any
+) -> None:
+    from actors.security.settings import JwtKey
+
+    old = JwtKey("k1", secret=b"test-secret-0123456789-abcdefghij")
+    new = JwtKey("k2", secret=b"rotated-secret-0123456789-abcdefgh")
+    async with open_security() as ref:
+        await create_user(ref)
+        before = await login(ref)
+    grace = JwtKey("k1", secret=old.secret, verify_until=clock.now + 300)
+    async with open_security(jwt_keys=(new, grace), active_kid="k2") as ref:
+        await authorize(ref, before.access_token)
+        after = await login(ref)
+        clock.advance(301)
+        with pytest.raises(Unauthenticated, match="key retired"):
+            await authorize(ref, before.access_token)
+        await authorize(ref, after.access_token)

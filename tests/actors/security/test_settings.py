@@ -13,6 +13,7 @@ from actors.security.settings import (
     SettingsError,
     WebhookSettings,
     validate_settings,
+    with_dev_defaults,
 )
 
 GOOD = SecuritySettings(
@@ -62,3 +63,19 @@ def test_short_webhook_secret_needs_dev_mode() -> None:
 
 def test_missing_audit_key_is_a_warning_not_an_error() -> None:
     assert any("audit_key" in w for w in validate_settings(replace(GOOD, audit_key=None)))
+
+
+def test_broken_eddsa_pem_is_refused() -> None:
+    broken = JwtKey(
+        "ed", "EdDSA", public_key_pem=b"-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n"
+    )
+    with pytest.raises(SettingsError, match="not a valid Ed25519"):
+        validate_settings(replace(GOOD, jwt_keys=(*GOOD.jwt_keys, broken)))
+
+
+def test_dev_mode_without_a_key_gets_an_ephemeral_one() -> None:
+    dev = with_dev_defaults(SecuritySettings(dev_mode=True))
+    assert dev.active_kid == "dev-ephemeral"
+    assert dev.jwt_keys[0].secret is not None and len(dev.jwt_keys[0].secret) == 32
+    assert with_dev_defaults(GOOD) is GOOD
+    assert with_dev_defaults(SecuritySettings()) == SecuritySettings()  # never outside dev mode
