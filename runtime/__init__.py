@@ -39,6 +39,7 @@ from ._status import (
     SupervisorStatus,
 )
 from ._supervisor import Supervisor
+from .broadcast import Broadcast, BroadcastStats, Lagged, Sequenced, Subscription
 
 __all__ = [
     "Actor",
@@ -48,6 +49,8 @@ __all__ = [
     "ActorRef",
     "ActorStopped",
     "Backoff",
+    "Broadcast",
+    "BroadcastStats",
     "ChildCrashed",
     "ChildRestarted",
     "ChildSpec",
@@ -57,13 +60,16 @@ __all__ = [
     "Escalated",
     "Failure",
     "Intensity",
+    "Lagged",
     "MailboxFull",
     "MailboxStats",
     "Reply",
     "Restart",
     "RuntimeEvent",
+    "Sequenced",
     "StartFailed",
     "Strategy",
+    "Subscription",
     "Supervisor",
     "SupervisorGaveUp",
     "SupervisorSpec",

@@ -299,11 +299,14 @@ class Supervisor:
             child.state = ChildState.FAILED
             child.last_failure = Failure.of(signal.error)
             return signal.error
-        if child.done.is_set():  # it already exited; the loop will hear of it
-            return None
+        return None
+
+    @staticmethod
+    def _mark_started(child: _Child, signal: _StartSignal) -> None:
+        # Runs in the child's task the moment it is up, before it handles a message: status never lags.
         child.state = ChildState.RUNNING
         child.started_at, child.started_clock = time.time(), trio.current_time()
-        return None
+        signal.fire()
 
     async def _child_main(self, child: _Child, generation: int, signal: _StartSignal) -> None:
         outcome: Outcome = _KILLED
@@ -329,10 +332,11 @@ class Supervisor:
             try:
                 if isinstance(spec, WorkerSpec):
                     spec.mailbox.begin_incarnation()
-                    await run_incarnation(spec.factory(), spec.mailbox, spec.ref, signal.fire)
+                    started = lambda: self._mark_started(child, signal)  # noqa: E731
+                    await run_incarnation(spec.factory(), spec.mailbox, spec.ref, started)
                 else:
                     child.nested = Supervisor(spec, on_event=self._on_event, rng=self._rng, _is_root=False)
-                    await child.nested._run(signal.fire)
+                    await child.nested._run(lambda: self._mark_started(child, signal))
                 return None
             except BaseException as error:
                 crash = _crash_of(error)
