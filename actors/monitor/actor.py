@@ -46,6 +46,7 @@ from .notices import group_alerts, recovery_notice
 from .ports import EventSink, RecoveryPort, SampleSource
 from .rates import RateDeriver
 from .rules import Change, RuleEngine, Transition
+from .series import SeriesKeyError, parse_series
 from .settings import MonitorSettings
 from .store import MetricsStore
 from .system import SystemSampler
@@ -169,7 +170,7 @@ class MonitorActor(Actor[MonitorMsg]):
             self._last_tick = (now, trio.current_time() - started)
 
     async def _collect(self, now: float) -> dict[str, float]:
-        values: dict[str, float] = {}
+        values: dict[str, object] = {}
         if self._system is not None:
             try:
                 values.update(await trio.to_thread.run_sync(self._system))
@@ -182,8 +183,21 @@ class MonitorActor(Actor[MonitorMsg]):
             except Exception:
                 self._counters["sample_errors"] += 1
                 log.exception("application sample source failed")
-        values.update(self._rates.derive(now, values))
-        return values
+        clean = self._clean(values)
+        clean.update(self._rates.derive(now, clean))
+        return clean
+
+    def _clean(self, values: Mapping[str, object]) -> dict[str, float]:
+        # A malformed key or value from a source is that source's bug: drop it, never crash the round.
+        clean: dict[str, float] = {}
+        for key, value in values.items():
+            try:
+                parse_series(key)
+                clean[key] = float(value)  # type: ignore[arg-type]  # checked by the except
+            except (SeriesKeyError, TypeError, ValueError):
+                self._counters["sample_errors"] += 1
+                log.warning("dropping malformed sample %.80r", key)
+        return clean
 
     async def _emit_alert_events(self, transitions: list[Transition]) -> None:
         for t in transitions:

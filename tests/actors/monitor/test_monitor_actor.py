@@ -14,6 +14,7 @@ from actors.monitor.messages import (
     ListSilences,
     MetricHistory,
     RecoveryHistory,
+    SampleNow,
     SettingChanged,
     Silence,
 )
@@ -223,6 +224,16 @@ async def test_scale_up_is_a_dry_run_by_default(rig: RigFactory) -> None:
         (record,) = await r.ref.ask(lambda x: RecoveryHistory(x))
     assert (record.outcome, record.detail) == ("dry_run", "would request capacity 5 (now 3)")
     assert r.recovery.calls == []
+
+
+async def test_malformed_samples_are_dropped_without_stopping_the_round(rig: RigFactory) -> None:
+    async with rig(_settings(CPU)) as r:
+        r.clock.now = EPOCH
+        r.samples.values = {"cpu": 50.0, "bad{key": 1.0, "none": None, "text": "x"}  # type: ignore[dict-item]
+        await r.ref.ask(lambda x: SampleNow(x))
+        status = await r.ref.ask(lambda x: GetStatus(x))
+        series = await r.ref.ask(lambda x: ListSeries(x))
+    assert (status.ticks, status.sample_errors, series) == (1, 3, ("cpu",))
 
 
 async def test_default_settings_are_consistent() -> None:
