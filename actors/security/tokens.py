@@ -164,7 +164,8 @@ class TokenCodec:
             raise TokenInvalid("wrong issuer") from None
         except jwt.InvalidSignatureError:
             raise TokenInvalid("bad signature") from None
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, ValueError, TypeError, RecursionError):
+            # Anything else a hostile token provokes is "malformed", never a crash of the actor.
             raise TokenInvalid("malformed token") from None
         return _claims_from(payload, key.config.kid)
 
