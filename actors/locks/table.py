@@ -152,6 +152,8 @@ class LockTable:
         self.expire_due(now)
         waiter = Waiter(self._next_waiter, resource, owner, mode, ttl, priority, now)
         self._next_waiter += 1
+        if resource not in self._queues and self._compatible(resource, mode):
+            return self._grant(waiter, now).lease  # fast path: nobody waits, so nobody is overtaken
         self._waiters[waiter.id] = waiter
         self._queue(resource).push(waiter)
         for granted in self._grant_ready(resource, now):
@@ -298,20 +300,30 @@ class LockTable:
         while queue and (head := queue.peek()) is not None and self._compatible(resource, head.mode):
             queue.pop()
             del self._waiters[head.id]
-            fence = self._fences.get(resource, 0) + 1
-            self._fences[resource] = fence
-            lease = Lease(
-                resource, head.owner, self._new_token(), fence, head.mode, head.priority, now, now + head.ttl
-            )
-            self._add(lease)
-            grant = Granted(lease, head.id, now - head.enqueued_at)
-            self._outbox.append(grant)
-            self.counters.acquisitions += 1
-            self.counters.observe_wait(grant.waited)
-            grants.append(grant)
+            grants.append(self._grant(head, now))
         if queue is not None and not queue:
             del self._queues[resource]
         return grants
+
+    def _grant(self, waiter: Waiter, now: float) -> Granted:
+        resource = waiter.resource
+        fence = self._fences[resource] = self._fences.get(resource, 0) + 1
+        lease = Lease(
+            resource,
+            waiter.owner,
+            self._new_token(),
+            fence,
+            waiter.mode,
+            waiter.priority,
+            now,
+            now + waiter.ttl,
+        )
+        self._add(lease)
+        grant = Granted(lease, waiter.id, now - waiter.enqueued_at)
+        self._outbox.append(grant)
+        self.counters.acquisitions += 1
+        self.counters.observe_wait(grant.waited)
+        return grant
 
     def _compatible(self, resource: str, mode: LockMode) -> bool:
         held = self._held.get(resource)
