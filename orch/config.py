@@ -27,6 +27,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DatabaseConfig",
+    "FeedsConfig",
     "LoggingConfig",
     "MonitoringConfig",
     "NotificationsConfig",
@@ -115,6 +116,18 @@ class NotificationsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedsConfig:
+    """Live event feeds (SSE, websockets) and the GC tuning that keeps their fan-out cheap (DESIGN §7)."""
+
+    heartbeat: float = _f(15.0, min=0.01, max=3600.0)  # seconds of silence before an SSE comment / ws ping
+    buffer: int = _f(1024, min=1, max=1_000_000)  # events a subscriber may fall behind before it is cut off
+    replay_page: int = _f(500, min=1, max=10_000)  # events read from the store per replay query
+    ws_max_in_flight: int = _f(64, min=1, max=10_000)  # pipelined requests per /ws/dispatch connection
+    gc_freeze: bool = _f(True)  # `orch serve`: gc.freeze() once the node has started
+    gc_gen0_threshold: int = _f(100_000, min=0, max=10_000_000)  # 0 keeps Python's default
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingConfig:
     """Structured logging (JSON lines on stderr)."""
 
@@ -128,6 +141,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "monitoring": MonitoringConfig,
     "notifications": NotificationsConfig,
     "logging": LoggingConfig,
+    "feeds": FeedsConfig,
 }
 
 ENV_SHORTCUTS: Mapping[str, str] = {
@@ -154,6 +168,7 @@ class Config:
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    feeds: FeedsConfig = field(default_factory=FeedsConfig)
     source: Path | None = None
 
     def secret_values(self) -> list[str]:
