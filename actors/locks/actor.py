@@ -245,6 +245,8 @@ class LockManager(Actor[LockMsg]):
 
     def _list(self, owner: str | None, prefix: str | None, limit: int, now: float) -> tuple[LockInfo, ...]:
         found: list[LockInfo] = []
+        if limit < 1:
+            return ()
         for resource in sorted(self._table.held_resources()):
             if prefix is not None and not resource.startswith(prefix):
                 continue

@@ -9,6 +9,7 @@ import pytest
 import trio
 import trio.testing
 
+from actors.locks.actor import LockManager
 from actors.locks.messages import (
     Acquire,
     Extend,
@@ -30,9 +31,10 @@ from actors.locks.messages import (
     ReleaseResult,
 )
 from actors.storage import Database, StoredEvent, Tx
-from runtime import ActorRef
+from runtime import ActorRef, ActorStopped, open_actor
 
 Locks = ActorRef[LockMsg]
+ManagerFactory = Callable[[Database], Callable[[], LockManager]]
 
 
 async def acquire(
@@ -59,6 +61,15 @@ async def info(locks: Locks, resource: str) -> LockInfo:
 
 async def stats(locks: Locks) -> LockStatistics:
     return await locks.ask(LockStats)
+
+
+async def until(locks: Locks, resource: str, predicate: Callable[[LockInfo], bool]) -> None:
+    """Poll the actor's view of ``resource``: the states in between are not events one could wait on."""
+    with trio.fail_after(30):
+        while True:
+            if predicate(await info(locks, resource)):
+                return
+            await trio.sleep(0.5)
 
 
 async def lock_events(db: Database) -> list[StoredEvent]:
@@ -255,14 +266,6 @@ async def test_grant_whose_asker_left_before_the_commit_is_given_back(
         entered.set()
         opened.wait(10)
 
-    async def until(predicate: Callable[[LockInfo], bool]) -> None:
-        # Polling the actor's view: the states in between are not events anyone could wait on.
-        with trio.fail_after(30):
-            while True:
-                if predicate(await info(locks, "r")):
-                    return
-                await trio.sleep(0.5)
-
     waiter_scope = trio.CancelScope()
 
     async def impatient_waiter() -> None:
@@ -273,12 +276,12 @@ async def test_grant_whose_asker_left_before_the_commit_is_given_back(
         nursery.start_soon(db.write, hold_the_writer)
         await trio.to_thread.run_sync(entered.wait, 10)
         nursery.start_soon(impatient_waiter)
-        await until(lambda i: i.waiters == 1)
+        await until(locks, "r", lambda i: i.waiters == 1)
         nursery.start_soon(release, locks, holder)
-        await until(lambda i: [h.owner for h in i.holders] == ["b"])  # granted, not yet committed
+        await until(locks, "r", lambda i: [h.owner for h in i.holders] == ["b"])  # granted, not yet committed
         waiter_scope.cancel()
         opened.set()
-    await until(lambda i: i.holders == ())
+    await until(locks, "r", lambda i: i.holders == ())
     # Any answer is sent only after the changes queued before it are committed: use one as a barrier.
     with pytest.raises(LockNotHeld):
         await locks.ask(lambda r: Release("r", "no-such-token", r))
@@ -289,3 +292,25 @@ async def test_grant_whose_asker_left_before_the_commit_is_given_back(
         ("lock.acquired", 2, None),
         ("lock.released", 2, "abandoned"),
     ]
+
+
+async def test_waiters_are_told_when_the_manager_stops(
+    db: Database, lock_clock: trio.testing.MockClock, open_manager: ManagerFactory
+) -> None:
+    outcome: list[BaseException] = []
+
+    async def waiter(locks: Locks) -> None:
+        try:
+            await acquire(locks, "r", "b")
+        except ActorStopped as error:
+            outcome.append(error)
+
+    async with trio.open_nursery() as nursery:
+        async with open_actor(open_manager(db)) as locks:
+            holder = await acquire(locks, "r", "a")
+            nursery.start_soon(waiter, locks)
+            await until(locks, "r", lambda i: i.waiters == 1)
+    assert len(outcome) == 1
+    # The held lease was committed and stays for its TTL; the waiter left nothing behind.
+    rows = await db.read(lambda c: c.execute("SELECT fence FROM locks").fetchall())
+    assert rows == [(holder.fence,)]
