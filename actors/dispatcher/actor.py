@@ -19,7 +19,9 @@ exactly), and retention (finished tasks and their events, in small batches).
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, assert_never
 
 import trio
@@ -36,6 +38,7 @@ from .messages import (
     Dispatch,
     DispatchAccepted,
     DispatchBatch,
+    DispatcherError,
     DispatcherMsg,
     GetTask,
     Heartbeat,
@@ -46,12 +49,32 @@ from .messages import (
     QueueStatsView,
     Report,
     Requeue,
-    TaskSpec,
     TaskStatus,
 )
 from .policy import estimate_start, validate_lease, validate_spec
-from .store import Change, ClaimRequest, CoreCounts, Dispatched, Outcome, TaskStore
+from .store import (
+    CancelCmd,
+    Change,
+    ClaimRequest,
+    Command,
+    CoreCounts,
+    DispatchCmd,
+    Dispatched,
+    HeartbeatCmd,
+    Outcome,
+    ReportCmd,
+    RequeueCmd,
+    TaskStore,
+)
 from .waiters import Waiter, Waiters
+
+
+@dataclass(slots=True)
+class _Request:
+    command: Command
+    reply: Reply[Any]
+    single: bool  # a Dispatch (one value) rather than a DispatchBatch (a tuple)
+    weight: int  # tasks it writes, for batch sizing
 
 
 class DispatcherActor(Actor[DispatcherMsg]):
@@ -65,6 +88,10 @@ class DispatcherActor(Actor[DispatcherMsg]):
         self._waiters = Waiters()
         self._feeding: dict[str, int] = {}  # core -> claims in the feeder's write now
         self._slots = trio.Semaphore(self._cfg.max_inflight)
+        self._queue: deque[_Request] = deque()
+        self._queued_weight = 0
+        self._flushers = 0
+        self._room = trio.Event()
         self._busy = 0
         self._idle = trio.Event()
         self._poke = trio.Event()
@@ -99,14 +126,14 @@ class DispatcherActor(Actor[DispatcherMsg]):
             case Dispatch(reply=reply):
                 spec = message.spec()
                 validate_spec(spec)
-                await self._start(reply, self._dispatch, (spec,), reply, True)
+                await self._submit(DispatchCmd((spec,)), reply, single=True)
             case DispatchBatch(tasks=tasks, reply=reply):
                 specs = tuple(tasks)
                 if len(specs) > self._cfg.max_dispatch_batch:
                     raise InvalidTask(f"at most {self._cfg.max_dispatch_batch} tasks per batch")
                 for spec in specs:
                     validate_spec(spec)
-                await self._start(reply, self._dispatch, specs, reply, False)
+                await self._submit(DispatchCmd(specs), reply)
             case Claim(core_id=core, worker_id=worker, lease=lease, reply=reply):
                 validate_lease(lease)
                 self._waiters.park(core, worker, lease, reply)
@@ -114,17 +141,16 @@ class DispatcherActor(Actor[DispatcherMsg]):
             case Heartbeat(task_id=task_id, lease_token=token, lease=lease, progress=progress, reply=reply):
                 if lease is not None:
                     validate_lease(lease)
-                await self._start(
-                    reply, self._write, reply, self._store.heartbeat, task_id, token, lease, progress
-                )
+                await self._submit(HeartbeatCmd(task_id, token, lease, progress), reply)
             case Report(reply=reply):
                 m = message
-                report = (m.task_id, m.lease_token, m.status, m.result, m.error, m.progress)
-                await self._start(reply, self._write, reply, self._store.report, *report)
+                await self._submit(
+                    ReportCmd(m.task_id, m.lease_token, m.status, m.result, m.error, m.progress), reply
+                )
             case Cancel(task_id=task_id, reason=reason, reply=reply):
-                await self._start(reply, self._write, reply, self._store.cancel, task_id, reason)
+                await self._submit(CancelCmd(task_id, reason), reply)
             case Requeue(task_id=task_id, reset_attempts=reset, reply=reply):
-                await self._start(reply, self._write, reply, self._store.requeue, task_id, reset)
+                await self._submit(RequeueCmd(task_id, reset), reply)
             case GetTask(task_id=task_id, reply=reply):
                 await self._start(reply, self._read, reply, self._store.get, task_id)
             case ListTasks(statuses=statuses, core_id=core, cursor=cursor, limit=limit, reply=reply):
@@ -163,13 +189,49 @@ class DispatcherActor(Actor[DispatcherMsg]):
 
     # --- writes --------------------------------------------------------------------------------------------
 
-    async def _write(
-        self, reply: Reply[Any], method: Callable[..., Awaitable[Outcome[Any]]], *args: Any
-    ) -> None:
-        now = self._now()
-        outcome = await method(*args, now)
-        self._absorb(outcome.changes, now)
-        reply.send(outcome.value)
+    async def _submit(self, command: Command, reply: Reply[Any], *, single: bool = False) -> None:
+        """Queue a write; a few flushers run everything queued as one `TaskStore.execute` each."""
+        while self._queued_weight >= self._cfg.max_queued_writes:  # backpressure: the mailbox fills up
+            self._room = trio.Event()
+            await self._room.wait()
+        weight = len(command.specs) if isinstance(command, DispatchCmd) else 1
+        self._queue.append(_Request(command, reply, single, weight))
+        self._queued_weight += weight
+        if self._flushers < self._cfg.write_parallelism:
+            self._flushers += 1
+            self._busy += 1
+            self.spawn(self._flush)
+
+    async def _flush(self) -> None:
+        try:
+            while batch := self._take_writes():
+                now = self._now()
+                results = await self._store.execute([r.command for r in batch], now)
+                for request, result in zip(batch, results, strict=True):
+                    if isinstance(result, DispatcherError):
+                        request.reply.fail(result)
+                    elif isinstance(request.command, DispatchCmd):
+                        accepted = self._accept(result, now)
+                        request.reply.send(accepted[0] if request.single else tuple(accepted))
+                    else:
+                        self._absorb(result.changes, now)
+                        request.reply.send(result.value)
+        finally:
+            self._flushers -= 1
+            self._done()
+
+    def _take_writes(self) -> list[_Request]:
+        batch: list[_Request] = []
+        weight = 0
+        while self._queue and weight < self._cfg.write_batch:
+            request = self._queue.popleft()
+            self._queued_weight -= request.weight
+            if request.reply.pending:  # an asker that gave up before its write started gets none
+                batch.append(request)
+                weight += request.weight
+        if self._queued_weight < self._cfg.max_queued_writes:
+            self._room.set()
+        return batch
 
     async def _read(self, reply: Reply[Any], query: Callable[..., Awaitable[Any]], *args: Any) -> None:
         reply.send(await query(*args))
@@ -179,29 +241,26 @@ class DispatcherActor(Actor[DispatcherMsg]):
     ) -> None:
         reply.send(tuple(await self._store.events(task_id, core, after, n)))
 
-    async def _dispatch(self, specs: tuple[TaskSpec, ...], reply: Reply[Any], single: bool) -> None:
-        now = self._now()
-        outcome = await self._store.dispatch(specs, now)
-        accepted = self._accept(outcome, now)
-        reply.send(accepted[0] if single else tuple(accepted))
-
     def _accept(self, outcome: Outcome[list[Dispatched]], now: float) -> list[DispatchAccepted]:
         """Account for new tasks one by one, so each learns how many were queued ahead of it."""
         changes = iter(outcome.changes)  # exactly one per created task, in order
         available: set[str] = set()
         accepted: list[DispatchAccepted] = []
+        capacity: dict[str, tuple[int, float]] = {}  # core -> (idle workers, completion rate)
         for item in outcome.value:
             task = item.task
-            ahead = self._ledger.ahead(task.core_id, task.priority)
+            core = task.core_id
+            ahead = self._ledger.ahead(core, task.priority)
             if item.created:
                 if self._ledger.apply_one(next(changes), now):
-                    available.add(task.core_id)
+                    available.add(core)
             elif task.status is TaskStatus.QUEUED:
                 ahead -= 1
             eta: float | None = None
             if task.status is TaskStatus.QUEUED:
-                rate = self._ledger.completions[task.core_id].rate(now)
-                eta = estimate_start(now, ahead, self._idle_workers(task.core_id), rate)
+                if core not in capacity:
+                    capacity[core] = (self._idle_workers(core), self._ledger.completions[core].rate(now))
+                eta = estimate_start(now, ahead, *capacity[core])
                 if eta is not None:
                     eta = max(eta, task.not_before)
             accepted.append(DispatchAccepted(task, item.created, max(ahead, 0), eta))

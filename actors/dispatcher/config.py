@@ -9,9 +9,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class DispatcherConfig:
-    """How often the actor sweeps, how much it does per write, and what time it is.
+    """How often the actor sweeps, how it batches writes, and what time it is.
 
-    ``clock`` returns unix seconds; tests pass one driven by Trio's (autojump) clock. Lease expiry and
+    Client writes are coalesced: up to ``write_parallelism`` flushers each run everything queued (up to
+    ``write_batch`` tasks) as one store write; past ``max_queued_writes`` queued tasks the actor stops
+    taking messages (backpressure). ``max_inflight`` bounds concurrent reads.
+
+    ``clock`` returns unix seconds; tests pass one driven by Trio's mock clock. Lease expiry and
     timeouts are enforced by a sweep every ``sweep_interval_s``, so they act up to that much late.
     """
 
@@ -20,7 +24,10 @@ class DispatcherConfig:
     retention_s: float = 7 * 86_400.0
     retention_interval_s: float = 60.0
     prune_batch: int = 200
-    max_inflight: int = 4096
+    max_inflight: int = 1024
+    write_parallelism: int = 2
+    write_batch: int = 2000
+    max_queued_writes: int = 20_000
     claim_batch: int = 256
     max_dispatch_batch: int = 10_000
     clock: Callable[[], float] = time.time

@@ -9,7 +9,9 @@ Index plan (each one serves one hot query, all partial so finished rows cost not
 * ``tasks_retry (not_before) WHERE status = 'retrying'`` — promotion of due retries.
 * ``tasks_idem (core_id, idempotency_key)`` unique where a key is set — idempotent dispatch.
 * ``tasks_finished (finished_at)`` — retention.
-* ``tasks_core_seq`` / ``tasks_status_seq`` — list pages newest first.
+* ``tasks_core_seq`` — list pages of a core, newest first. There is deliberately no index on ``status``
+  alone: every status change would update it (several per task); listing by status walks ``seq``
+  backwards instead, and the statistics read the partial indexes above.
 
 ``seq`` is the integer primary key (rowid): dispatch order, the FIFO tie-break and the list cursor.
 """
@@ -58,6 +60,5 @@ MIGRATIONS: list[Migration] = [
     CREATE UNIQUE INDEX tasks_idem ON tasks (core_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
     CREATE INDEX tasks_finished ON tasks (finished_at) WHERE finished_at IS NOT NULL;
     CREATE INDEX tasks_core_seq ON tasks (core_id, seq);
-    CREATE INDEX tasks_status_seq ON tasks (status, seq);
     """,
 ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import secrets
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -24,6 +23,7 @@ from .messages import (
     TaskNotFound,
     TaskSpec,
     TaskStatus,
+    TaskView,
 )
 from .policy import AgingRule, RetryPolicy
 from .rows import INSERT, TaskRow, dumps, select_many, select_one
@@ -82,13 +82,18 @@ def dispatch(tx: Tx, rules: Rules, specs: Sequence[TaskSpec], now: float) -> Out
     """Insert ``specs`` (each with its ``task.queued`` event); known idempotency keys return the old task."""
     step = Step(tx, now)
     out: list[Dispatched] = []
+    pending: list[_NewTask] = []
     for spec in specs:
         if spec.idempotency_key is not None:
+            _flush(tx, pending, step)  # the lookup must see the tasks of this batch inserted so far
             existing = _idempotent_match(tx, rules, spec, now)
             if existing is not None:
                 out.append(Dispatched(existing.view(), created=False))
                 continue
-        out.append(Dispatched(_insert(tx, rules, spec, step).view(), created=True))
+        new = _NewTask(rules, spec, now)
+        pending.append(new)
+        out.append(Dispatched(new.view, created=True))
+    _flush(tx, pending, step)
     return step.outcome(out)
 
 
@@ -105,30 +110,51 @@ def _idempotent_match(tx: Tx, rules: Rules, spec: TaskSpec, now: float) -> TaskR
     return None
 
 
-def _insert(tx: Tx, rules: Rules, spec: TaskSpec, step: Step) -> TaskRow:
-    now = step.now
-    not_before = now if spec.not_before is None else max(now, spec.not_before)
-    rank = rules.aging.rank(not_before, spec.priority)
-    task_id = uuid.uuid4().hex
-    cur = tx.conn.execute(
-        INSERT,
-        (
-            task_id, spec.core_id, spec.priority, S.QUEUED.value, spec.max_attempts, spec.timeout,
-            dumps(spec.metadata) or "{}", int(spec.stay), spec.idempotency_key, not_before, rank, now, now,
-        ),
-    )  # fmt: skip
-    assert cur.lastrowid is not None
-    row = TaskRow(
-        cur.lastrowid, task_id, spec.core_id, spec.priority, S.QUEUED, 0, spec.max_attempts, spec.timeout,
-        spec.metadata, spec.stay, spec.idempotency_key, not_before, rank, None, None, None, None, None, False,
-        None, None, None, now, now, None,
-    )  # fmt: skip
-    step.changes.append(Change(spec.core_id, spec.priority, None, S.QUEUED, not_before))
-    data: dict[str, Any] = {"priority": spec.priority, "reason": "dispatch"}
-    if not_before > now:
-        data["not_before"] = not_before
-    tx.emit("task.queued", subject=task_id, core_id=spec.core_id, data=data)
-    return row
+def new_task_id(now: float) -> str:
+    """32 hex digits: microseconds since the epoch, then 72 random bits.
+
+    Time-ordered on purpose: new ids land at the right edge of the ``id`` index and of the events'
+    ``subject`` index instead of at random pages (random uuid4s halved insert throughput at 100k rows).
+    """
+    return f"{int(now * 1_000_000):014x}{secrets.token_hex(9)}"
+
+
+class _NewTask:
+    """A task about to be inserted: its row parameters and its view (the batched-dispatch hot path)."""
+
+    __slots__ = ("params", "view")
+
+    def __init__(self, rules: Rules, spec: TaskSpec, now: float) -> None:
+        not_before = now if spec.not_before is None else max(now, spec.not_before)
+        task_id = new_task_id(now)
+        metadata = dumps(spec.metadata) if spec.metadata else "{}"
+        rank = rules.aging.rank(not_before, spec.priority)
+        self.params = (
+            task_id, spec.core_id, spec.priority, "queued", spec.max_attempts, spec.timeout, metadata,
+            int(spec.stay), spec.idempotency_key, not_before, rank, now, now,
+        )  # fmt: skip
+        self.view = TaskView(
+            task_id, spec.core_id, spec.priority, S.QUEUED, 0, spec.max_attempts, spec.timeout,
+            spec.metadata, spec.stay, spec.idempotency_key, not_before, None, None, None, False, None, None,
+            None, now, now, None,
+        )  # fmt: skip
+
+
+def _flush(tx: Tx, pending: list[_NewTask], step: Step) -> None:
+    if not pending:
+        return
+    if len(pending) == 1:  # executemany costs ~15 us more than execute for a single row
+        tx.conn.execute(INSERT, pending[0].params)
+    else:
+        tx.conn.executemany(INSERT, [new.params for new in pending])
+    for new in pending:
+        view = new.view
+        step.changes.append(Change(view.core_id, view.priority, None, S.QUEUED, view.not_before))
+        data: dict[str, Any] = {"priority": view.priority, "reason": "dispatch"}
+        if view.not_before > step.now:
+            data["not_before"] = view.not_before
+        tx.emit("task.queued", subject=view.id, core_id=view.core_id, data=data)
+    pending.clear()
 
 
 def claim(tx: Tx, core_id: str, requests: Sequence[ClaimRequest], now: float) -> Outcome[list[ClaimedTask]]:

@@ -10,8 +10,6 @@ from .messages import InvalidTask, TaskNotFound, TaskPage, TaskStatus, TaskView
 from .rows import select_many, select_one
 from .store import Backlog, CoreCounts
 
-ACTIVE = ("queued", "claimed", "running", "retrying")
-
 
 def get(conn: sqlite3.Connection, task_id: str) -> TaskView:
     """One task or `TaskNotFound`."""
@@ -52,23 +50,31 @@ def list_page(
 
 
 def counts(conn: sqlite3.Connection, now: float) -> list[CoreCounts]:
-    """Per core: unfinished tasks by status, queued by priority, and since when the oldest due one waits."""
+    """Per core: unfinished tasks by status, queued by priority, and since when the oldest due one waits.
+
+    Reads only the partial indexes of unfinished rows, so the cost grows with the work in flight, not
+    with the finished tasks kept for retention.
+    """
     by_status: dict[str, dict[TaskStatus, int]] = defaultdict(dict)
     by_priority: dict[str, dict[int, int]] = defaultdict(dict)
-    oldest: dict[str, float | None] = {}
-    sql = (
-        "SELECT core_id, status, priority, count(*),"
-        " min(CASE WHEN status = 'queued' AND not_before <= ? THEN not_before END)"
-        f" FROM tasks WHERE status IN {ACTIVE!r} GROUP BY core_id, status, priority"
+    oldest: dict[str, float] = {}
+    held = "SELECT core_id, status, count(*) FROM tasks INDEXED BY tasks_lease"
+    held += " WHERE status IN ('claimed', 'running') GROUP BY core_id, status"
+    for core, status, n in conn.execute(held):
+        by_status[core][TaskStatus(status)] = n
+    retrying = "SELECT core_id, count(*) FROM tasks INDEXED BY tasks_retry WHERE status = 'retrying'"
+    retrying += " GROUP BY core_id"
+    for core, n in conn.execute(retrying):
+        by_status[core][TaskStatus.RETRYING] = n
+    queued = (
+        "SELECT core_id, priority, count(*), min(CASE WHEN not_before <= ? THEN not_before END)"
+        " FROM tasks INDEXED BY tasks_claim WHERE status = 'queued' GROUP BY core_id, priority"
     )
-    for core, status_text, priority, n, due_since in conn.execute(sql, (now,)):
-        status = TaskStatus(status_text)
-        by_status[core][status] = by_status[core].get(status, 0) + n
-        if status is TaskStatus.QUEUED:
-            by_priority[core][priority] = n
-            if due_since is not None:
-                prev = oldest.get(core)
-                oldest[core] = due_since if prev is None else min(prev, due_since)
+    for core, priority, n, due_since in conn.execute(queued, (now,)):
+        by_priority[core][priority] = n
+        by_status[core][TaskStatus.QUEUED] = by_status[core].get(TaskStatus.QUEUED, 0) + n
+        if due_since is not None:
+            oldest[core] = min(oldest.get(core, due_since), due_since)
     return [
         CoreCounts(core, by_status[core], by_priority.get(core, {}), oldest.get(core))
         for core in sorted(by_status)
@@ -78,11 +84,14 @@ def counts(conn: sqlite3.Connection, now: float) -> list[CoreCounts]:
 def backlog(conn: sqlite3.Connection, now: float) -> Backlog:
     """Queued counts per core and priority, not-yet-due queued tasks, and the next retry due time."""
     queued: dict[str, dict[int, int]] = defaultdict(dict)
-    sql = "SELECT core_id, priority, count(*) FROM tasks WHERE status = 'queued' GROUP BY core_id, priority"
+    sql = "SELECT core_id, priority, count(*) FROM tasks INDEXED BY tasks_claim WHERE status = 'queued'"
+    sql += " GROUP BY core_id, priority"
     for core, priority, n in conn.execute(sql):
         queued[core][priority] = n
     delayed = conn.execute(
-        "SELECT core_id, not_before FROM tasks WHERE status = 'queued' AND not_before > ?", (now,)
+        "SELECT core_id, not_before FROM tasks INDEXED BY tasks_claim"
+        " WHERE status = 'queued' AND not_before > ?",
+        (now,),
     ).fetchall()
     return Backlog(dict(queued), [(c, nb) for c, nb in delayed], next_retry_due(conn))
 

@@ -6,19 +6,19 @@ so two claims can never select the same queued row. (The PostgreSQL store uses F
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from actors.storage import Database, StoredEvent
 
+from . import sqlite_commands
 from . import sqlite_ops as ops
 from . import sqlite_reads as reads
-from . import sqlite_reports as reports
 from . import sqlite_sweeps as sweeps
-from .messages import ClaimedTask, HeartbeatAck, ReportStatus, TaskPage, TaskSpec, TaskStatus, TaskView
+from .messages import ClaimedTask, DispatcherError, TaskPage, TaskStatus, TaskView
 from .schema import COMPONENT, MIGRATIONS
 from .sqlite_ops import Rules
-from .store import Backlog, ClaimRequest, CoreCounts, Dispatched, Outcome
+from .store import Backlog, ClaimRequest, Command, CoreCounts, Outcome
 
 
 class SqliteTaskStore:
@@ -42,9 +42,9 @@ class SqliteTaskStore:
 
     # --- writes --------------------------------------------------------------------------------------------
 
-    async def dispatch(self, specs: Sequence[TaskSpec], now: float) -> Outcome[list[Dispatched]]:
-        """See `TaskStore.dispatch`."""
-        return await self._db.write(lambda tx: ops.dispatch(tx, self._rules, specs, now))
+    async def execute(self, commands: Sequence[Command], now: float) -> list[Outcome[Any] | DispatcherError]:
+        """See `TaskStore.execute`."""
+        return await self._db.write(lambda tx: sqlite_commands.execute(tx, self._rules, commands, now))
 
     async def claim(
         self, core_id: str, requests: Sequence[ClaimRequest], now: float
@@ -55,44 +55,6 @@ class SqliteTaskStore:
     async def release(self, task_id: str, lease_token: str, now: float) -> Outcome[bool]:
         """See `TaskStore.release`."""
         return await self._db.write(lambda tx: ops.release(tx, task_id, lease_token, now))
-
-    async def heartbeat(
-        self,
-        task_id: str,
-        lease_token: str,
-        lease_s: float | None,
-        progress: Mapping[str, Any] | None,
-        now: float,
-    ) -> Outcome[HeartbeatAck]:
-        """See `TaskStore.heartbeat`."""
-        return await self._db.write(
-            lambda tx: ops.heartbeat(tx, task_id, lease_token, lease_s, progress, now)
-        )
-
-    async def report(
-        self,
-        task_id: str,
-        lease_token: str,
-        status: ReportStatus,
-        result: Mapping[str, Any] | None,
-        error: str | None,
-        progress: Mapping[str, Any] | None,
-        now: float,
-    ) -> Outcome[TaskView]:
-        """See `TaskStore.report`."""
-        return await self._db.write(
-            lambda tx: reports.report(
-                tx, self._rules, task_id, lease_token, status, result, error, progress, now
-            )
-        )
-
-    async def cancel(self, task_id: str, reason: str | None, now: float) -> Outcome[TaskView]:
-        """See `TaskStore.cancel`."""
-        return await self._db.write(lambda tx: reports.cancel(tx, task_id, reason, now))
-
-    async def requeue(self, task_id: str, reset_attempts: bool, now: float) -> Outcome[TaskView]:
-        """See `TaskStore.requeue`."""
-        return await self._db.write(lambda tx: reports.requeue(tx, self._rules, task_id, reset_attempts, now))
 
     async def expire_leases(self, now: float, limit: int) -> Outcome[int]:
         """See `TaskStore.expire_leases`."""

@@ -22,7 +22,7 @@ from actors.storage import StoredEvent
 
 from .messages import (
     ClaimedTask,
-    HeartbeatAck,
+    DispatcherError,
     ReportStatus,
     TaskPage,
     TaskSpec,
@@ -88,12 +88,65 @@ class Backlog:
     next_retry_due: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class DispatchCmd:
+    """Insert tasks (validated by the caller); a known idempotency key yields the existing task.
+    Result: ``list[Dispatched]``."""
+
+    specs: Sequence[TaskSpec]
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatCmd:
+    """Extend the lease of a held task, record progress if given. Result: `HeartbeatAck`."""
+
+    task_id: str
+    lease_token: str
+    lease_s: float | None
+    progress: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportCmd:
+    """Apply a holder's report (failures retry with backoff or go dead). Result: `TaskView`."""
+
+    task_id: str
+    lease_token: str
+    status: ReportStatus
+    result: Mapping[str, Any] | None
+    error: str | None
+    progress: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelCmd:
+    """Cancel a waiting task, or flag a held one. Result: `TaskView`."""
+
+    task_id: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RequeueCmd:
+    """Move a dead task back to queued. Result: `TaskView`."""
+
+    task_id: str
+    reset_attempts: bool
+
+
+Command = DispatchCmd | HeartbeatCmd | ReportCmd | CancelCmd | RequeueCmd
+"""A write request of a client; many run together in one `TaskStore.execute`."""
+
+
 class TaskStore(Protocol):
     """Durable task state. ``now`` (unix seconds) comes from the caller so that time is testable."""
 
-    async def dispatch(self, specs: Sequence[TaskSpec], now: float) -> Outcome[list[Dispatched]]:
-        """Insert tasks (validated by the caller); an idempotency key seen within the window returns the
-        existing task instead."""
+    async def execute(self, commands: Sequence[Command], now: float) -> list[Outcome[Any] | DispatcherError]:
+        """Apply ``commands`` in order, atomically and durably, in one write.
+
+        A command refused with a domain error yields that error in its place and changes nothing; the
+        others still apply. (The actor coalesces concurrent client requests into one call.)
+        """
         ...
 
     async def claim(
@@ -104,38 +157,6 @@ class TaskStore(Protocol):
 
     async def release(self, task_id: str, lease_token: str, now: float) -> Outcome[bool]:
         """Undo a claim nobody received (its asker gave up): back to queued, attempt not counted."""
-        ...
-
-    async def heartbeat(
-        self,
-        task_id: str,
-        lease_token: str,
-        lease_s: float | None,
-        progress: Mapping[str, Any] | None,
-        now: float,
-    ) -> Outcome[HeartbeatAck]:
-        """Extend the lease of a held task; record progress if given."""
-        ...
-
-    async def report(
-        self,
-        task_id: str,
-        lease_token: str,
-        status: ReportStatus,
-        result: Mapping[str, Any] | None,
-        error: str | None,
-        progress: Mapping[str, Any] | None,
-        now: float,
-    ) -> Outcome[TaskView]:
-        """Apply a worker's report (failures retry with backoff or go dead)."""
-        ...
-
-    async def cancel(self, task_id: str, reason: str | None, now: float) -> Outcome[TaskView]:
-        """Cancel a waiting task, or flag a held one for cancellation."""
-        ...
-
-    async def requeue(self, task_id: str, reset_attempts: bool, now: float) -> Outcome[TaskView]:
-        """Move a dead task back to queued."""
         ...
 
     async def expire_leases(self, now: float, limit: int) -> Outcome[int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import trio
 
@@ -16,7 +18,7 @@ async def test_list_tasks_pages_newest_first_with_filters(dispatcher: Harness) -
     seen: list[str] = []
     cursor: str | None = None
     while True:
-        page = await dispatcher.ref.ask(lambda r, c=cursor: ListTasks(r, core_id="a", cursor=c, limit=2))
+        page = await dispatcher.ref.ask(partial(ListTasks, core_id="a", cursor=cursor, limit=2))
         seen.extend(t.id for t in page.tasks)
         cursor = page.next_cursor
         if cursor is None:
