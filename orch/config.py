@@ -91,6 +91,8 @@ class SecurityConfig:
     lockout_window: float = _f(15 * 60.0, min=1.0, max=7 * 24 * 3600.0)
     admin_user: str | None = _f(None, min_len=1)
     admin_password: str | None = _f(None, secret=True)
+    webhook_public_keys: tuple[str, ...] = _f(())  # Standard Webhooks v1a Ed25519 keys, "whpk_<base64>"
+    metrics_anonymous: bool = _f(False)  # let Prometheus scrape /metrics without a token
 
 
 @dataclass(frozen=True, slots=True)
