@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 from collections.abc import Sequence
@@ -14,17 +13,23 @@ from bench.scenarios import SCENARIOS
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the scenario(s); exit 1 when a correctness check failed."""
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    listing = "\n".join(f"  {name:10} {s.description}" for name, s in SCENARIOS.items())
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        epilog=f"scenarios:\n{listing}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("scenario", choices=[*SCENARIOS, "all"], help="what to measure")
     add_common_args(parser)
     args = parser.parse_args(argv)
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     failed = []
     for name in names:
-        module = importlib.import_module(SCENARIOS[name])
-        options = options_from_args(args, module.DEFAULT_CLIENTS, module.QUICK_CLIENTS)
+        scenario = SCENARIOS[name]
+        options = options_from_args(args, scenario.default_clients, scenario.quick_clients)
         started = time.perf_counter()
-        result = module.run(options)
+        result = scenario.load()(options)
         print(f"{name}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
         if not result.ok:
             failed.append(name)

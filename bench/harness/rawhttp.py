@@ -4,8 +4,10 @@ httpx costs ~1.1 ms of client CPU per request on this box against ~0.2 ms for th
 side by side, bench/README.md); on a 2-core machine that shares its cores with the server, an httpx
 load generator saturates before a hello-world server does. This client does only what the load needs:
 one request at a time per connection, Content-Length or chunked bodies, reconnect when the server
-closes (`Connection: close`, e.g. after Hypercorn's 1,000 requests per connection), one retry when a
-reused idle connection turns out to be closed before any answer byte arrived.
+closes (`Connection: close`, e.g. after Hypercorn's 1,000 requests per connection). A connection idle
+for `IDLE_REOPEN` seconds is reopened before use (the server's keep-alive timeout may have closed it);
+an idempotent request on a reused connection that closes before any answer byte is retried once.
+A POST is never retried: it may have been processed, and a retry would hide or duplicate that.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from bench.harness.safety import check_loopback
 __all__ = ["HttpProtocolError", "RawHttpConnection", "Reply", "parse_head"]
 
 _MAX_HEAD = 64 * 1024
+IDLE_REOPEN = 2.0  # below Hypercorn's default 5 s keep-alive timeout
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
 class HttpProtocolError(Exception):
@@ -83,7 +87,9 @@ class RawHttpConnection:
         self._stream: trio.SocketStream | None = None
         self._buffer = bytearray()
         self._used = False  # answered at least once: a close before any byte may be a stale keep-alive
+        self._last_used = 0.0
         self.connects = 0
+        self.retries = 0
 
     async def request(
         self, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] | None = None
@@ -94,6 +100,8 @@ class RawHttpConnection:
         data = f"{method} {path} HTTP/1.1\r\n{self._fixed}{extra}{length}\r\n".encode("latin-1") + (
             body or b""
         )
+        if self._stream is not None and trio.current_time() - self._last_used > IDLE_REOPEN:
+            self._abort()
         for attempt in (0, 1):
             reused = self._used
             try:
@@ -102,13 +110,16 @@ class RawHttpConnection:
                 reply = await self._read_reply(method)
             except (trio.BrokenResourceError, trio.ClosedResourceError, _ClosedEarly) as exc:
                 self._abort()
-                if attempt == 0 and reused and isinstance(exc, _ClosedEarly | trio.BrokenResourceError):
+                stale = isinstance(exc, _ClosedEarly | trio.BrokenResourceError)
+                if attempt == 0 and reused and stale and method in _IDEMPOTENT:
+                    self.retries += 1
                     continue
                 raise HttpProtocolError(f"connection closed: {exc!r}") from None
             except BaseException:
                 self._abort()  # cancelled or failed mid-answer: the stream's state is unknown
                 raise
             self._used = True
+            self._last_used = trio.current_time()
             if reply.headers.get("connection", "").lower() == "close":
                 self._abort()
             return reply

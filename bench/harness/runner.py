@@ -40,7 +40,17 @@ from bench.harness.servers import (
 )
 from bench.harness.wrk import run_wrk, wrk_path
 
-__all__ = ["Bench", "Options", "Target", "add_common_args", "options_from_args"]
+__all__ = [
+    "BASELINE",
+    "NODE",
+    "Bench",
+    "Options",
+    "Target",
+    "add_common_args",
+    "login",
+    "options_from_args",
+    "rss_mb",
+]
 
 NODE = "orch"
 BASELINE = "baseline"
@@ -147,6 +157,7 @@ class Bench:
         self._want_node = node
         self._stack = ExitStack()
         self._token: str | None = None
+        self._routes: set[tuple[str, str]] | None = None
         self.workdir = Path()
         self.node: ServerProcess | None = None
         self.baseline: ServerProcess | None = None
@@ -295,6 +306,26 @@ class Bench:
         )
         return m
 
+    # -- the node's surface and store -----------------------------------------------------------------
+    def has_route(self, path: str, method: str = "get") -> bool:
+        """True when the node's OpenAPI document lists `method path` (routes land over time)."""
+        if self.node is None:
+            return False
+        if self._routes is None:
+            doc = httpx.get(f"{self.node.url}/openapi.json", timeout=30.0).json()
+            self._routes = {(m.lower(), p) for p, ops in doc.get("paths", {}).items() for m in ops}
+        return (method.lower(), path) in self._routes
+
+    def skip(self, what: str) -> None:
+        """Record that part of the scenario did not run (its endpoint has not landed yet)."""
+        self.result.notes.append(f"skipped: {what}")
+        print(f"  skipped: {what}", file=sys.stderr)
+
+    @property
+    def db_path(self) -> Path:
+        """The node's SQLite file (read it with `verify.stored_values`)."""
+        return self.workdir / "node" / "data" / "orch.db"
+
     # -- auth ------------------------------------------------------------------------------------------
     def token(self) -> str:
         """An admin access token from the node (`POST /auth/login`), fetched once."""
@@ -306,6 +337,11 @@ class Bench:
     def auth_headers(self) -> dict[str, str]:
         """`Authorization: Bearer <admin token>`."""
         return {"Authorization": f"Bearer {self.token()}"}
+
+
+def rss_mb(server: ServerProcess) -> float:
+    """The server's resident memory now."""
+    return float(psutil.Process(server.pid).memory_info().rss) / MB
 
 
 def login(url: str, user: str, password: str) -> str:

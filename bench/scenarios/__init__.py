@@ -1,12 +1,53 @@
-"""Scenarios, one module each with `DESCRIPTION`, `DEFAULT_CLIENTS` and `run(options) -> ScenarioResult`.
-
-`SCENARIOS` maps the command-line name to the module, imported only when that scenario runs.
-"""
+"""The scenario registry: command-line name -> where its `run(options)` lives, its description and its
+concurrency levels (full and quick mode). Modules are imported only when their scenario runs."""
 
 from __future__ import annotations
 
-__all__ = ["SCENARIOS"]
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-SCENARIOS: dict[str, str] = {
-    "health": "bench.scenarios.health",
+if TYPE_CHECKING:
+    from bench.harness.report import ScenarioResult
+    from bench.harness.runner import Options
+
+__all__ = ["SCENARIOS", "Scenario"]
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One command: `python -m bench <name>`."""
+
+    entry: str  # "module:function"
+    description: str
+    default_clients: tuple[int, ...]
+    quick_clients: tuple[int, ...]
+
+    def load(self) -> Callable[[Options], ScenarioResult]:
+        """The scenario's run function."""
+        module, _, function = self.entry.partition(":")
+        run: Callable[[Options], ScenarioResult] = getattr(importlib.import_module(module), function)
+        return run
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "health": Scenario(
+        "bench.scenarios.health:run",
+        "GET /health, node vs the hello-world baseline (and wrk when installed)",
+        (1, 10, 50, 100),
+        (50,),
+    ),
+    "sse": Scenario(
+        "bench.scenarios.fanout:run_sse",
+        "SSE fan-out: subscribers (the 'clients' levels) each receiving every event",
+        (1000, 5000, 10000),
+        (200,),
+    ),
+    "ws-feed": Scenario(
+        "bench.scenarios.fanout:run_ws",
+        "websocket feed fan-out, same as sse over WS /ws/events",
+        (1000, 5000, 10000),
+        (200,),
+    ),
 }

@@ -7,9 +7,6 @@ from bench.harness.report import Check, ScenarioResult, TargetCheck
 from bench.harness.runner import BASELINE, NODE, Bench, Options
 from bench.scenarios.common import GetHealth
 
-DESCRIPTION = "GET /health: node vs the hello-world Quart-Trio baseline (and wrk when installed)"
-DEFAULT_CLIENTS = (1, 10, 50, 100)
-QUICK_CLIENTS = (50,)
 GROUP = "GET /health"
 
 
