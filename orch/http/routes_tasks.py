@@ -1,0 +1,308 @@
+"""Task endpoints: dispatch (single, batch, `stay`), list/get, cancel, requeue, events, status changes.
+
+Every answer that reports a change comes after the change and its event are committed (the dispatcher
+acknowledges only then). Domain errors are mapped once in `orch.http.errors`: unknown task 404, illegal
+transition or stale lease 409, out-of-range field 422.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Response, request
+
+from actors.dispatcher.messages import (
+    Cancel,
+    Dispatch,
+    DispatchAccepted,
+    DispatchBatch,
+    GetTask,
+    ListEvents,
+    ListTasks,
+    Report,
+    Requeue,
+    TaskPage,
+    TaskStatus,
+    TaskView,
+)
+from actors.storage import StoredEvent
+from orch.http.app import current_node, json_response
+from orch.http.body import JsonObject, read_json_object
+from orch.http.problems import ValidationFailed
+from orch.http.query import query_csv, query_int, query_str
+from orch.http.routing import QueryParam, Router
+from orch.http.task_input import (
+    DEFAULT_STAY_WAIT,
+    DISPATCH_SCHEMA,
+    MAX_STAY_WAIT,
+    REPORT_SCHEMA,
+    TASK_FIELDS,
+    StatusChange,
+    read_status_change,
+    read_task_spec,
+)
+from orch.http.task_views import TASK_SCHEMA, accepted_json, event_json, task_json
+from orch.http.waiting import dispatcher_of, wait_for_end, within
+
+__all__ = ["MAX_BATCH", "tasks"]
+
+tasks = Router("tasks")
+
+MAX_BATCH = 1000
+
+_ACCEPTED_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        **TASK_SCHEMA["properties"],
+        "created": {"type": "boolean", "description": "false: the idempotency key matched a task"},
+        "queue_position": {"type": "integer"},
+        "estimated_start": {"type": ["string", "null"], "format": "date-time"},
+    },
+    "required": ["task_id", "status", "created", "estimated_start"],
+}
+_ERRORS = {404: "Unknown task", 409: "Illegal transition or stale lease", 422: "Invalid field"}
+
+
+def _idempotency_header() -> str | None:
+    value = request.headers.get("Idempotency-Key")
+    if value is not None and not 0 < len(value) <= 200:
+        raise ValidationFailed("Idempotency-Key", "must be 1..200 characters")
+    return value
+
+
+@tasks.post(
+    "/dispatch",
+    summary="Dispatch a task to a core",
+    request_schema=DISPATCH_SCHEMA,
+    response_schema=_ACCEPTED_SCHEMA,
+    responses={
+        200: "The idempotency key matched an existing task; or, with stay, the task's state at the end",
+        201: "Queued (durable)",
+        413: "Body too large",
+        422: "Invalid field",
+    },
+    auth="task.dispatch",
+)
+async def dispatch() -> Response:
+    """Queue one task. Accepts the seed's `coreId`; `Idempotency-Key` header or `idempotency_key` field.
+
+    With `stay: true` the request stays open until the task has a final status (succeeded, cancelled,
+    dead) or `wait` seconds pass (default 300, at most 3600), and answers 200 with the task as it is then
+    (`finished` tells which). A client that disconnects leaves the task running.
+    """
+    body = await read_json_object()
+    spec = read_task_spec(body, idempotency_key=_idempotency_header())
+    wait = body.opt_number("wait", default=DEFAULT_STAY_WAIT, min=0.001, max=MAX_STAY_WAIT)
+    body.reject_unknown()
+    node = current_node()
+    accepted: DispatchAccepted = await dispatcher_of(node).ask(
+        lambda reply: Dispatch(
+            spec.core_id,
+            reply,
+            priority=spec.priority,
+            timeout=spec.timeout,
+            metadata=spec.metadata,
+            stay=spec.stay,
+            idempotency_key=spec.idempotency_key,
+            max_attempts=spec.max_attempts,
+            not_before=spec.not_before,
+        )
+    )
+    answer = accepted_json(accepted)
+    if spec.stay:
+        task_id = accepted.task.id
+        final = await within(node, wait or DEFAULT_STAY_WAIT, lambda: wait_for_end(node, task_id))
+        if final is None:  # deadline or shutdown: answer with the task as it is now
+            now: TaskView = await dispatcher_of(node).ask(lambda reply: GetTask(task_id, reply))
+            final = now
+        answer.update(task_json(final))
+        response = json_response(answer, 200)
+        response.timeout = None
+        return response
+    status = 201 if accepted.created else 200
+    return json_response(answer, status, {"Location": f"/tasks/{accepted.task.id}"})
+
+
+@tasks.post(
+    "/dispatch/batch",
+    summary="Dispatch many tasks in one durable write",
+    request_schema={
+        "type": "object",
+        "properties": {
+            "tasks": {
+                "type": "array",
+                "maxItems": MAX_BATCH,
+                "items": {"type": "object", "properties": TASK_FIELDS, "required": ["core_id"]},
+            }
+        },
+        "required": ["tasks"],
+    },
+    response_schema={"type": "object", "properties": {"tasks": {"type": "array", "items": _ACCEPTED_SCHEMA}}},
+    responses={201: "All queued (durable); all or none", 413: "Body too large", 422: "Invalid field"},
+    auth="task.dispatch",
+)
+async def dispatch_batch() -> Response:
+    """All tasks are accepted in one transaction, or none (a bad field is named: `tasks.3.core_id`)."""
+    body = await read_json_object()
+    items = body.opt_list("tasks", max_items=MAX_BATCH)
+    body.reject_unknown()
+    if not items:
+        raise ValidationFailed("tasks", "is required and must not be empty")
+    specs = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ValidationFailed(f"tasks.{index}", "must be an object")
+        obj = JsonObject(item, prefix=f"tasks.{index}.")
+        specs.append(read_task_spec(obj))
+        obj.reject_unknown()
+    accepted: tuple[DispatchAccepted, ...] = await dispatcher_of(current_node()).ask(
+        lambda reply: DispatchBatch(tuple(specs), reply)
+    )
+    return json_response({"tasks": [accepted_json(a) for a in accepted]}, 201)
+
+
+@tasks.get(
+    "/tasks",
+    summary="List tasks, newest first",
+    query=(
+        QueryParam("status", "comma-separated statuses, e.g. queued,running"),
+        QueryParam("core_id", "only this core"),
+        QueryParam("cursor", "next_cursor of the previous page"),
+        QueryParam("limit", "page size (1..1000, default 100)", {"type": "integer"}),
+    ),
+    response_schema={
+        "type": "object",
+        "properties": {
+            "tasks": {"type": "array", "items": TASK_SCHEMA},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    },
+    responses={200: "One page", 422: "Invalid query parameter"},
+    auth="task.read",
+)
+async def list_tasks() -> Response:
+    """Cursor pagination: pass `next_cursor` back as `cursor` until it is null."""
+    statuses = query_csv("status", choices=[s.value for s in TaskStatus])
+    core = query_str("core_id", max_len=200)
+    cursor = query_str("cursor", max_len=200)
+    limit = query_int("limit", default=100, min=1, max=1000)
+    wanted = frozenset(TaskStatus(s) for s in statuses) if statuses else None
+    page: TaskPage = await dispatcher_of(current_node()).ask(
+        lambda reply: ListTasks(reply, statuses=wanted, core_id=core, cursor=cursor, limit=limit)
+    )
+    return json_response({"tasks": [task_json(t) for t in page.tasks], "next_cursor": page.next_cursor})
+
+
+@tasks.get(
+    "/tasks/<task_id>",
+    summary="One task",
+    response_schema=TASK_SCHEMA,
+    responses={200: "The task", 404: "Unknown task"},
+    auth="task.read",
+)
+async def get_task(task_id: str) -> Response:
+    """The task as stored."""
+    task: TaskView = await dispatcher_of(current_node()).ask(lambda reply: GetTask(task_id, reply))
+    return json_response(task_json(task))
+
+
+@tasks.post(
+    "/tasks/<task_id>/cancel",
+    summary="Cancel a task",
+    request_schema={"type": "object", "properties": {"reason": {"type": "string"}}},
+    response_schema=TASK_SCHEMA,
+    responses={200: "Cancelled, or cancel requested from its worker", **_ERRORS},
+    auth="task.cancel",
+)
+async def cancel_task(task_id: str) -> Response:
+    """A waiting task is cancelled at once; a held one is flagged, its worker told on its next heartbeat."""
+    body = await read_json_object(allow_empty=True)
+    reason = body.opt_str("reason", min_len=1, max_len=1024)
+    body.reject_unknown()
+    task: TaskView = await dispatcher_of(current_node()).ask(
+        lambda reply: Cancel(task_id, reply, reason=reason)
+    )
+    return json_response(task_json(task))
+
+
+@tasks.post(
+    "/tasks/<task_id>/requeue",
+    summary="Put a dead task back in the queue",
+    request_schema={"type": "object", "properties": {"reset_attempts": {"type": "boolean", "default": True}}},
+    response_schema=TASK_SCHEMA,
+    responses={200: "Queued again", **_ERRORS},
+    auth="task.retry",
+)
+async def requeue_task(task_id: str) -> Response:
+    """Dead -> queued (anything else is 409), by default with a fresh attempt budget."""
+    body = await read_json_object(allow_empty=True)
+    reset = body.opt_bool("reset_attempts", default=True)
+    body.reject_unknown()
+    task: TaskView = await dispatcher_of(current_node()).ask(
+        lambda reply: Requeue(task_id, reply, reset_attempts=reset)
+    )
+    return json_response(task_json(task))
+
+
+@tasks.get(
+    "/jobs/<job_id>/events",
+    summary="A task's events, oldest first",
+    query=(
+        QueryParam("after", "only events with seq > after", {"type": "integer"}),
+        QueryParam("limit", "at most this many (1..1000, default 1000)", {"type": "integer"}),
+    ),
+    response_schema={
+        "type": "object",
+        "properties": {"task_id": {"type": "string"}, "events": {"type": "array"}},
+    },
+    responses={200: "Events", 404: "Unknown task", 422: "Invalid query parameter"},
+    auth="task.read",
+)
+async def job_events(job_id: str) -> Response:
+    """`seq` is the SSE id: pass the last one as `after` to page on."""
+    after = query_int("after", default=0, min=0, max=2**62)
+    limit = query_int("limit", default=1000, min=1, max=1000)
+    ref = dispatcher_of(current_node())
+    events: tuple[StoredEvent, ...] = await ref.ask(
+        lambda reply: ListEvents(reply, task_id=job_id, after_seq=after, limit=limit)
+    )
+    if not events:
+        await ref.ask(lambda reply: GetTask(job_id, reply))  # 404 for an unknown task
+    return json_response({"task_id": job_id, "events": [event_json(e) for e in events]})
+
+
+async def apply_status_change(task_id: str, change: StatusChange) -> TaskView:
+    """A worker's report (with its lease token), or an operator's cancel/requeue (without one)."""
+    ref = dispatcher_of(current_node())
+    if change.lease_token is not None:
+        token = change.lease_token
+        return await ref.ask(
+            lambda reply: Report(
+                task_id,
+                token,
+                change.report_status,
+                reply,
+                result=change.result,
+                error=change.error,
+                progress=change.progress,
+            )
+        )
+    if change.status == "queued":
+        return await ref.ask(lambda reply: Requeue(task_id, reply, reset_attempts=change.reset_attempts))
+    return await ref.ask(lambda reply: Cancel(task_id, reply, reason=change.reason))
+
+
+@tasks.put(
+    "/jobs/<job_id>/status",
+    summary="Change a task's status (the seed's route)",
+    request_schema=REPORT_SCHEMA,
+    response_schema=TASK_SCHEMA,
+    responses={200: "Applied (durable)", **_ERRORS},
+    auth="task.set_status",
+)
+async def set_job_status(job_id: str) -> Response:
+    """Workers report `running`/`progress`/`succeeded`/`failed`/`cancelled` with their `lease_token`
+    (a stale token is 409; repeating the final report is harmless). Without a token, operators may
+    `cancelled` (cancel) or `queued` (requeue a dead task); anything else needs the holder's token."""
+    change = read_status_change(await read_json_object(), require_lease=False)
+    return json_response(task_json(await apply_status_change(job_id, change)))

@@ -1,0 +1,171 @@
+"""Reading task requests from JSON bodies: dispatch specs (single and batch) and status reports.
+
+Field names are snake_case; the seed's camelCase spellings (`coreId`, `maxAttempts`, `notBefore`,
+`idempotencyKey`, `leaseToken`) are accepted as aliases. Unknown members are refused (422), so a typo
+never silently drops an option.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from actors.dispatcher.messages import PRIORITY_MAX, PRIORITY_MIN, ReportStatus, TaskSpec
+from orch.http.body import JsonObject
+from orch.http.problems import ValidationFailed
+
+__all__ = [
+    "CORE_PATTERN",
+    "DEFAULT_STAY_WAIT",
+    "DISPATCH_SCHEMA",
+    "MAX_STAY_WAIT",
+    "REPORT_SCHEMA",
+    "StatusChange",
+    "read_status_change",
+    "read_task_spec",
+]
+
+CORE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}"
+MAX_TIMEOUT = 30 * 86_400.0
+MAX_DELAY = 365 * 86_400.0
+DEFAULT_STAY_WAIT = 300.0
+MAX_STAY_WAIT = 3600.0
+MAX_ERROR_LEN = 16_384
+
+
+def read_task_spec(body: JsonObject, *, idempotency_key: str | None = None) -> TaskSpec:
+    """One task spec from `body` (the dispatch fields; `stay`/`wait` are the caller's to read)."""
+    core_id = body.req_str("core_id", aliases=("coreId",), max_len=200, pattern=CORE_PATTERN)
+    priority = body.opt_int("priority", default=0, min=PRIORITY_MIN, max=PRIORITY_MAX)
+    timeout = body.opt_number("timeout", min=0.001, max=MAX_TIMEOUT)
+    metadata = body.opt_obj("metadata")
+    if metadata is not None and len(metadata.data) > 100:
+        raise ValidationFailed("metadata", f"must have at most 100 members, got {len(metadata.data)}")
+    max_attempts = body.opt_int("max_attempts", default=3, aliases=("maxAttempts",), min=1, max=1000)
+    key = body.opt_str("idempotency_key", aliases=("idempotencyKey",), min_len=1, max_len=200)
+    if key is not None and idempotency_key is not None and key != idempotency_key:
+        raise ValidationFailed("idempotency_key", "disagrees with the Idempotency-Key header; send one")
+    return TaskSpec(
+        core_id=core_id,
+        priority=priority or 0,
+        timeout=timeout,
+        metadata=dict(metadata.data) if metadata is not None else {},
+        stay=body.opt_bool("stay"),
+        idempotency_key=key or idempotency_key,
+        max_attempts=max_attempts or 3,
+        not_before=_not_before(body),
+    )
+
+
+def _not_before(body: JsonObject) -> float | None:
+    delay = body.opt_number("delay", min=0.0, max=MAX_DELAY)
+    raw = body.data.get("not_before", body.data.get("notBefore"))
+    if isinstance(raw, str):
+        text = body.opt_str("not_before", aliases=("notBefore",), max_len=64)
+        at = _parse_time(text) if text is not None else None
+    else:
+        at = body.opt_number("not_before", aliases=("notBefore",), min=0.0)
+    if delay is not None and at is not None:
+        raise ValidationFailed("delay", "send either delay or not_before, not both")
+    if delay is not None:
+        return time.time() + delay
+    return at
+
+
+def _parse_time(text: str) -> float:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationFailed("not_before", "must be unix seconds or an ISO 8601 date-time") from None
+    if parsed.tzinfo is None:
+        raise ValidationFailed("not_before", "must carry a UTC offset (e.g. 2026-01-01T12:00:00+00:00)")
+    return max(0.0, parsed.timestamp())
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A status change read from a body: a worker report (with `lease_token`) or an operator's request."""
+
+    status: str
+    lease_token: str | None
+    result: dict[str, Any] | None
+    error: str | None
+    progress: dict[str, Any] | None
+    reason: str | None
+    reset_attempts: bool
+
+    @property
+    def report_status(self) -> ReportStatus:
+        """The report's status (valid only when `status` is one a worker may report)."""
+        return ReportStatus(self.status)
+
+
+_STATUSES = (*[s.value for s in ReportStatus], "queued")
+
+
+def read_status_change(body: JsonObject, *, require_lease: bool) -> StatusChange:
+    """Read `status` plus the report or operator fields; refuse combinations that cannot apply."""
+    status = body.req_str("status", choices=_STATUSES)
+    token = body.opt_str("lease_token", aliases=("leaseToken",), min_len=1, max_len=256)
+    result = body.opt_obj("result")
+    progress = body.opt_obj("progress")
+    change = StatusChange(
+        status=status,
+        lease_token=token,
+        result=dict(result.data) if result is not None else None,
+        error=body.opt_str("error", max_len=MAX_ERROR_LEN),
+        progress=dict(progress.data) if progress is not None else None,
+        reason=body.opt_str("reason", min_len=1, max_len=1024),
+        reset_attempts=body.opt_bool("reset_attempts", default=True),
+    )
+    body.reject_unknown()
+    if token is None and (require_lease or status not in ("cancelled", "queued")):
+        raise ValidationFailed("lease_token", f"is required to report {status} (only the holder may)")
+    if token is not None and status == "queued":
+        raise ValidationFailed("status", "queued is an operator's requeue; send it without lease_token")
+    return change
+
+
+_TIME = {"oneOf": [{"type": "number", "minimum": 0}, {"type": "string", "format": "date-time"}]}
+TASK_FIELDS: dict[str, Any] = {
+    "core_id": {"type": "string", "pattern": f"^{CORE_PATTERN}$", "description": "alias: coreId"},
+    "priority": {"type": "integer", "minimum": PRIORITY_MIN, "maximum": PRIORITY_MAX, "default": 0},
+    "timeout": {"type": "number", "exclusiveMinimum": 0, "description": "seconds per attempt, from claim"},
+    "metadata": {"type": "object", "maxProperties": 100},
+    "max_attempts": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 3},
+    "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200},
+    "not_before": {**_TIME, "description": "first claim not before (unix seconds or ISO 8601)"},
+    "delay": {"type": "number", "minimum": 0, "description": "seconds from now (instead of not_before)"},
+    "stay": {"type": "boolean", "default": False},
+}
+DISPATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        **TASK_FIELDS,
+        "wait": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": MAX_STAY_WAIT,
+            "default": DEFAULT_STAY_WAIT,
+            "description": "with stay: seconds to keep the request open at most",
+        },
+    },
+    "required": ["core_id"],
+    "additionalProperties": False,
+}
+REPORT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "status": {"enum": list(_STATUSES)},
+        "lease_token": {"type": "string", "description": "the claim's token (alias: leaseToken)"},
+        "result": {"type": "object"},
+        "error": {"type": "string", "maxLength": MAX_ERROR_LEN},
+        "progress": {"type": "object"},
+        "reason": {"type": "string"},
+        "reset_attempts": {"type": "boolean", "default": True},
+    },
+    "required": ["status"],
+    "additionalProperties": False,
+}

@@ -1,0 +1,158 @@
+"""JSON shapes of the dispatcher's answers, shared by the task, worker and admin routes (and the feeds).
+
+Timestamps are ISO 8601 in UTC with milliseconds (`2026-11-27T10:00:00.123+00:00`), `null` when unset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from actors.dispatcher.messages import (
+    ClaimedTask,
+    CoreStats,
+    DispatchAccepted,
+    HeartbeatAck,
+    TaskStatus,
+    TaskView,
+)
+from actors.storage import StoredEvent
+
+__all__ = [
+    "FINAL_STATUSES",
+    "TASK_SCHEMA",
+    "accepted_json",
+    "claim_json",
+    "core_stats_json",
+    "event_json",
+    "heartbeat_json",
+    "iso",
+    "task_json",
+]
+
+FINAL_STATUSES: frozenset[TaskStatus] = frozenset(
+    {TaskStatus.SUCCEEDED, TaskStatus.CANCELLED, TaskStatus.DEAD}
+)
+"""Statuses a task never leaves on its own (dead only by an operator's requeue)."""
+
+
+def iso(ts: float | None) -> str | None:
+    """Unix seconds -> ISO 8601 UTC with milliseconds (None stays None)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def _plain(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if value is None else dict(value)
+
+
+def task_json(task: TaskView) -> dict[str, Any]:
+    """A task as the API shows it (`task_id` is the seed's name for the id)."""
+    return {
+        "task_id": task.id,
+        "core_id": task.core_id,
+        "status": task.status.value,
+        "priority": task.priority,
+        "attempts": task.attempts,
+        "max_attempts": task.max_attempts,
+        "timeout": task.timeout_s,
+        "metadata": dict(task.metadata),
+        "stay": task.stay,
+        "idempotency_key": task.idempotency_key,
+        "not_before": iso(task.not_before),
+        "claimed_by": task.claimed_by,
+        "lease_expires_at": iso(task.lease_expires_at),
+        "deadline_at": iso(task.deadline_at),
+        "cancel_requested": task.cancel_requested,
+        "progress": _plain(task.progress),
+        "result": _plain(task.result),
+        "error": task.error,
+        "created_at": iso(task.created_at),
+        "updated_at": iso(task.updated_at),
+        "finished_at": iso(task.finished_at),
+        "finished": task.status in FINAL_STATUSES,
+    }
+
+
+def accepted_json(accepted: DispatchAccepted) -> dict[str, Any]:
+    """A dispatch answer: the task plus `created`, `queue_position` and `estimated_start`."""
+    body = task_json(accepted.task)
+    body["created"] = accepted.created
+    body["queue_position"] = accepted.queue_position
+    body["estimated_start"] = iso(accepted.estimated_start)
+    return body
+
+
+def claim_json(claimed: ClaimedTask) -> dict[str, Any]:
+    """A claim answer: the task and the lease token that proves ownership."""
+    return {
+        "task": task_json(claimed.task),
+        "lease_token": claimed.lease_token,
+        "lease_expires_at": iso(claimed.task.lease_expires_at),
+    }
+
+
+def heartbeat_json(ack: HeartbeatAck) -> dict[str, Any]:
+    """A heartbeat answer: the new lease expiry and whether to stop (cancel requested)."""
+    return {
+        "task_id": ack.task_id,
+        "lease_expires_at": iso(ack.lease_expires_at),
+        "cancel_requested": ack.cancel_requested,
+    }
+
+
+def event_json(event: StoredEvent) -> dict[str, Any]:
+    """A stored event (`seq` is the SSE id; `ts` also as ISO in `time`)."""
+    body = event.as_dict()
+    body["time"] = iso(event.ts)
+    return body
+
+
+def core_stats_json(stats: CoreStats) -> dict[str, Any]:
+    """Queue figures of one core."""
+    return {
+        "core_id": stats.core_id,
+        "queued": stats.queued,
+        "queued_by_priority": {str(p): n for p, n in sorted(stats.queued_by_priority.items())},
+        "oldest_queued_age_s": stats.oldest_queued_age_s,
+        "claimed": stats.claimed,
+        "running": stats.running,
+        "retrying": stats.retrying,
+        "waiting_workers": stats.waiting_workers,
+        "completions_per_s": round(stats.completions_per_s, 3),
+        "claims_per_s": round(stats.claims_per_s, 3),
+    }
+
+
+_TS = {"type": ["string", "null"], "format": "date-time"}
+TASK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "task_id": {"type": "string"},
+        "core_id": {"type": "string"},
+        "status": {"enum": [s.value for s in TaskStatus]},
+        "priority": {"type": "integer"},
+        "attempts": {"type": "integer"},
+        "max_attempts": {"type": "integer"},
+        "timeout": {"type": ["number", "null"]},
+        "metadata": {"type": "object"},
+        "stay": {"type": "boolean"},
+        "idempotency_key": {"type": ["string", "null"]},
+        "not_before": _TS,
+        "claimed_by": {"type": ["string", "null"]},
+        "lease_expires_at": _TS,
+        "deadline_at": _TS,
+        "cancel_requested": {"type": "boolean"},
+        "progress": {"type": ["object", "null"]},
+        "result": {"type": ["object", "null"]},
+        "error": {"type": ["string", "null"]},
+        "created_at": _TS,
+        "updated_at": _TS,
+        "finished_at": _TS,
+        "finished": {"type": "boolean"},
+    },
+    "required": ["task_id", "core_id", "status", "priority", "attempts", "created_at", "finished"],
+}
+"""JSON schema of `task_json` (for the OpenAPI document)."""
