@@ -16,9 +16,12 @@ from typing import Any
 
 import trio
 
+from actors.dispatcher.messages import DispatcherMsg
+from actors.locks.messages import LockMsg
 from actors.storage import Database, StoredEvent
 from orch import __version__
 from orch.config import Config
+from orch.datadir_lock import hold_db_lock
 from orch.health import (
     ComponentHealth,
     HealthProbe,
@@ -29,7 +32,7 @@ from orch.health import (
 )
 from orch.logs import register_secret
 from orch.metrics import Metrics
-from runtime import Backoff, ChildSpec, Intensity, Strategy, Supervisor, supervisor
+from runtime import ActorRef, Backoff, ChildSpec, Intensity, Strategy, Supervisor, supervisor
 
 __all__ = ["ActorSpecs", "ComponentHealth", "HealthReport", "Node", "open_node"]
 
@@ -53,6 +56,8 @@ class Node:
         self.db: Database | None = None
         self.supervisor: Supervisor | None = None
         self.nursery: trio.Nursery | None = None  # background work that lives as long as the node
+        self.dispatcher: ActorRef[DispatcherMsg] | None = None  # set by orch.wiring when wired
+        self.locks: ActorRef[LockMsg] | None = None
         self.event_sinks: list[Callable[[StoredEvent], None]] = []
         self._probes: dict[str, HealthProbe] = {}
         self._totals: list[TotalsSource] = []
@@ -153,6 +158,7 @@ async def open_node(config: Config, *, actors: ActorSpecs | None = None) -> Asyn
         async with AsyncExitStack() as stack:
             node.nursery = await stack.enter_async_context(trio.open_nursery())
             stack.callback(node.nursery.cancel_scope.cancel)  # runs after everything below has unwound
+            stack.enter_context(hold_db_lock(db_path))  # one node per database file (SQLite mode)
             await _open_database(node, stack)
             await _start_supervisor(node, stack, actors)
             _log.info(

@@ -12,7 +12,11 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from actors.storage import Tx
+from actors.dispatcher.actor import DispatcherActor
+from actors.dispatcher.sqlite_ops import Rules
+from actors.dispatcher.sqlite_store import SqliteTaskStore
+from actors.locks.actor import LockManager
+from actors.storage import Database, Tx
 from runtime import (
     ChildCrashed,
     ChildRestarted,
@@ -21,6 +25,7 @@ from runtime import (
     RuntimeEvent,
     SupervisorGaveUp,
     SupervisorStatus,
+    worker,
 )
 
 if TYPE_CHECKING:
@@ -33,8 +38,23 @@ _log = logging.getLogger("orch.supervisor")
 
 def actor_specs(node: Node) -> list[ChildSpec]:
     """The root supervisor's children, in start order."""
-    del node
-    return []
+    db = node.database()
+    dispatcher = worker("dispatcher", lambda: _NodeDispatcher(db), capacity=4096)
+    locks = worker("locks", lambda: LockManager(db), capacity=4096)
+    node.dispatcher, node.locks = dispatcher.ref, locks.ref
+    return [dispatcher, locks]
+
+
+class _NodeDispatcher(DispatcherActor):
+    """The dispatcher over the node's database; migrates the tasks schema before it starts."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(SqliteTaskStore(db, Rules()))
+        self._db = db
+
+    async def on_start(self) -> None:
+        await SqliteTaskStore.open(self._db)  # idempotent forward migrations
+        await super().on_start()
 
 
 class RuntimeEventRecorder:

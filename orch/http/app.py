@@ -81,6 +81,10 @@ async def _mark_route() -> None:
 def create_app(node: Node, *, routers: Iterable[Router] = ()) -> OrchApp:
     """The app for `node`: the ops routes plus `routers` (tests may add their own)."""
     from orch.http.ops import ops  # the route modules import this module for helpers
+    from orch.http.routes_admin import admin
+    from orch.http.routes_locks import locks
+    from orch.http.routes_tasks import tasks
+    from orch.http.routes_workers import workers
 
     install_error_mappings()
     app = OrchApp("orch", static_folder=None)
@@ -89,7 +93,8 @@ def create_app(node: Node, *, routers: Iterable[Router] = ()) -> OrchApp:
         PROPAGATE_EXCEPTIONS=False,
     )
     app.node = node
-    app.routes = install(app, [ops, *routers])
+    task_routers = [tasks, workers, locks, admin]
+    app.routes = install(app, [ops, *task_routers, *routers])
     app.openapi = build_openapi(app.routes, version=node.version)
     app.before_request(_mark_route)
     app.register_error_handler(Exception, _handle_error)

@@ -8,8 +8,16 @@ the asker) and is logged, so the missing entry gets noticed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from actors.dispatcher.messages import IllegalTransition, InvalidTask, StaleLease, TaskNotFound
+from actors.locks.messages import (
+    InvalidLockRequest,
+    LockExpired,
+    LockNotHeld,
+    LockUnavailable,
+    NotOwner,
+)
 from actors.security.messages import SecurityError
 from orch.http.problems import (
     ApiError,
@@ -70,6 +78,20 @@ def _invalid_task(exc: BaseException) -> ValidationFailed:
     return ValidationFailed("", message)
 
 
+def _invalid_lock(exc: BaseException) -> ValidationFailed:
+    # InvalidLockRequest reads "'<resource>': <field> must ...": name the field.
+    _, _, message = str(exc).partition(": ")
+    field, _, rest = message.partition(" ")
+    if field.isidentifier() and rest.startswith("must "):
+        return ValidationFailed(field, rest)
+    return ValidationFailed("", message or str(exc))
+
+
+def _lock_conflict(slug: str) -> Callable[[BaseException], ApiError]:
+    # Every lock refusal is a 409; the slug tells them apart (held, not the holder, expired, unknown token).
+    return lambda exc: problem(409, slug, str(exc))
+
+
 def install_error_mappings() -> None:
     """Register every mapping (idempotent)."""
     register_error(MailboxFull, _mailbox_full)
@@ -81,3 +103,8 @@ def install_error_mappings() -> None:
     register_error(StaleLease, lambda exc: Conflict(str(exc)))
     register_error(InvalidTask, _invalid_task)
     register_error(SecurityError, _security)
+    register_error(InvalidLockRequest, _invalid_lock)
+    register_error(LockUnavailable, _lock_conflict("lock-unavailable"))
+    register_error(NotOwner, _lock_conflict("lock-not-owner"))
+    register_error(LockNotHeld, _lock_conflict("lock-not-held"))
+    register_error(LockExpired, _lock_conflict("lock-expired"))
