@@ -1,0 +1,139 @@
+"""Authentication, authorisation and rate limits for every route: ONE place, driven by `RouteSpec.auth`.
+
+Before each request the matched route's spec says which security `Action` it needs (None = anonymous).
+The bearer token, the action, a route class (read / write / worker / stream / webhook) and the client
+address go to the security actor in one `Authorize` message (the hot path: verify, check the role against
+THE table in `actors/security/roles.py`, take a rate-limit unit). Refusals escape as the actor's errors
+and become 401 (`WWW-Authenticate: Bearer`), 403 or 429 (`Retry-After`, `RateLimit`, `RateLimit-Policy`)
+through the error table; successes carry the `RateLimit` / `RateLimit-Policy` headers too.
+
+Anonymous routes: /health, /openapi.json, /auth/login, /auth/refresh (rate-limited per client inside the
+security actor), /auth/logout (it authenticates by the very token it revokes) and /webhook (authenticated
+by its signature). `/metrics` needs `metrics.read` unless `security.metrics_anonymous` is set.
+Websocket routes are checked by their handlers with `authorize` (the token may come in the first message).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, cast
+
+from quart import Response, current_app, g, request
+
+from actors.security.messages import Action, Authorize, Principal, RateDecision, Throttle
+from orch.http.problems import ServiceUnavailable, Unauthorized
+from orch.http.routing import RouteSpec
+
+if TYPE_CHECKING:
+    from orch.http.app import OrchApp
+    from orch.node import Node
+
+__all__ = [
+    "authorize",
+    "bearer_token",
+    "client_address",
+    "current_principal",
+    "install_auth",
+    "route_class",
+    "throttle",
+]
+
+_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{1,8192}")
+_SPECS_KEY = "orch.auth.specs"
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header; None when absent; 401 when malformed."""
+    if header is None or not header.strip():
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not _TOKEN.fullmatch(token):
+        raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
+    return token
+
+
+def route_class(spec: RouteSpec) -> str:
+    """The rate-limit class of a route: worker, stream, webhook, read (GET) or write."""
+    action = spec.auth or ""
+    if action.startswith("worker."):
+        return "worker"
+    if action == Action.EVENT_STREAM or spec.websocket:
+        return "stream"
+    if action == Action.WEBHOOK_RECEIVE:
+        return "webhook"
+    return "read" if spec.method in ("GET", "HEAD") else "write"
+
+
+def client_address() -> str:
+    """The client key of the current request (its IP address; proxies are not trusted)."""
+    return request.remote_addr or "unknown"
+
+
+async def authorize(
+    node: Node, action: Action, token: str | None, *, route_class: str, client: str
+) -> Principal:
+    """Who is calling and whether they may do `action`: a Principal, or 401 / 403 / 429 / 503 errors.
+
+    The same check every HTTP route gets; websocket handlers call it themselves.
+    """
+    if not token:
+        raise Unauthorized("This endpoint needs a bearer token (Authorization: Bearer <token>).")
+    ref = node.security
+    if ref is None:
+        raise ServiceUnavailable("The security service is not running.")
+    # Load shedding: a full mailbox answers 503 + Retry-After at once rather than queueing requests.
+    return await ref.ask_nowait(lambda reply: Authorize(token, action, route_class, client, reply))
+
+
+async def throttle(node: Node, route_class: str, client: str) -> RateDecision:
+    """Take a rate-limit unit of an anonymous request by client address (429 when over)."""
+    ref = node.security
+    if ref is None:
+        raise ServiceUnavailable("The security service is not running.")
+    return await ref.ask_nowait(lambda reply: Throttle(route_class, client, reply))
+
+
+def current_principal() -> Principal | None:
+    """The caller of the current request, once `install_auth`'s check has run (None on anonymous routes)."""
+    return cast(Principal | None, g.get("principal"))
+
+
+def _spec_for_request(app: OrchApp) -> RouteSpec | None:
+    rule = request.url_rule
+    if rule is None or rule.endpoint is None:
+        return None
+    specs: dict[tuple[str, str], RouteSpec] = app.extensions[_SPECS_KEY]
+    method = "GET" if request.method == "HEAD" else request.method
+    return specs.get((rule.endpoint, method))
+
+
+async def _enforce() -> None:
+    app = cast("OrchApp", current_app)
+    spec = _spec_for_request(app)
+    if spec is None or spec.auth is None:
+        return
+    node = app.node
+    action = Action(spec.auth)
+    if action is Action.METRICS_READ and node.config.security.metrics_anonymous:
+        return
+    token = bearer_token(request.headers.get("Authorization"))
+    g.principal = await authorize(node, action, token, route_class=route_class(spec), client=client_address())
+
+
+async def _rate_headers(response: Response) -> Response:
+    principal = current_principal()
+    if principal is not None:
+        for name, value in principal.rate.headers():
+            response.headers.setdefault(name, value)
+    return response
+
+
+def install_auth(app: OrchApp) -> None:
+    """Enforce every installed route's `auth` (unknown action names fail here, at start-up)."""
+    for spec in app.routes:
+        if spec.auth is not None:
+            Action(spec.auth)  # ValueError names the bad action
+    app.extensions[_SPECS_KEY] = {(s.endpoint, s.method): s for s in app.routes if not s.websocket}
+    app.before_request(_enforce)
+    app.after_request(_rate_headers)

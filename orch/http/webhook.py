@@ -1,0 +1,213 @@
+"""`POST /webhook`: signed task updates from external systems.
+
+Order of work: rate limit by client address -> read the RAW body (bounded by server.max_body_bytes) ->
+verify the signature over those exact bytes with the security actor (X-Signature, GitHub, Standard
+Webhooks; timestamp tolerance; replay refused) -> parse the JSON -> apply it to the task through the
+dispatcher. Every malformed header or body is a 4xx. See WEBHOOK_DESCRIPTION for the event mapping.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Response, request
+from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
+
+from actors.dispatcher.messages import (
+    Cancel,
+    DispatcherMsg,
+    Report,
+    ReportStatus,
+    TaskView,
+)
+from actors.security.messages import VerifyWebhook, WebhookVerdict
+from orch.http.app import current_node, json_response
+from orch.http.auth import client_address, throttle
+from orch.http.body import JsonObject, parse_json_object
+from orch.http.problems import (
+    ApiError,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    ValidationFailed,
+    problem,
+)
+from orch.http.problems import RequestTimeout as RequestTimeoutError
+from orch.http.routing import Router
+from runtime import ActorRef
+
+__all__ = ["EVENT_STATUS", "WEBHOOK_DESCRIPTION", "webhook_routes"]
+
+webhook_routes = Router("webhooks")
+
+SIGNATURE_HEADERS = (
+    "x-signature",
+    "x-hub-signature-256",
+    "x-github-delivery",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+)
+
+# event name -> the status it reports. `task.status` / `task.updated` (or no event) use the `status` field.
+EVENT_STATUS: dict[str, ReportStatus] = {
+    "task.started": ReportStatus.RUNNING,
+    "task.running": ReportStatus.RUNNING,
+    "task.progress": ReportStatus.PROGRESS,
+    "task.completed": ReportStatus.SUCCEEDED,
+    "task.succeeded": ReportStatus.SUCCEEDED,
+    "task.failed": ReportStatus.FAILED,
+    "task.cancelled": ReportStatus.CANCELLED,
+    "task.canceled": ReportStatus.CANCELLED,
+}
+STATUS_WORDS: dict[str, ReportStatus] = {
+    **{s.value: s for s in ReportStatus},
+    "completed": ReportStatus.SUCCEEDED,
+    "canceled": ReportStatus.CANCELLED,
+}
+GENERIC_EVENTS = frozenset({"task.status", "task.updated"})
+
+WEBHOOK_DESCRIPTION = """Signed task updates. The signature is checked over the raw body, by whichever
+scheme's header is present: `X-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "{t}.{body}")>` (several v1
+allowed), GitHub `X-Hub-Signature-256: sha256=<hex>` + `X-GitHub-Delivery`, or Standard Webhooks
+(`webhook-id`, `webhook-timestamp`, `webhook-signature` with v1 HMAC or v1a Ed25519). Timestamps must be
+within the tolerance (300 s); a signature, delivery id or webhook-id seen before is refused (409), also when
+the first delivery failed to apply: send a new delivery to retry.
+
+Body: `{"event": ..., "task_id": ..., "status": ..., "data": {...}, "lease_token": ...}`.
+Event mapping: `task.started`/`task.running` -> running; `task.progress` -> progress (`data` is the
+progress); `task.completed`/`task.succeeded` -> succeeded (`data` is the result); `task.failed` -> failed
+(`data.error` is the error message, `data` the result); `task.cancelled` -> cancelled. `task.status`,
+`task.updated` or no `event` use `status` (running, progress, succeeded/completed, failed, cancelled).
+Reports go through the worker protocol, so they need the `lease_token` the integration got when it claimed
+the task (also accepted as `data.lease_token`); only a cancellation works without one (it cancels the task
+like an operator would). Events that are not task events (e.g. a GitHub `ping`) are acknowledged with
+`applied: false` and change nothing. Answers 200 once the change is durable."""
+
+
+def _verification_error(verdict: WebhookVerdict) -> ApiError:
+    slug = {400: "bad-signature-header", 401: "bad-signature", 409: "webhook-replayed"}.get(
+        verdict.status, "webhook-rejected"
+    )
+    headers = {"WWW-Authenticate": 'Signature realm="orch-webhook"'} if verdict.status == 401 else None
+    return problem(verdict.status, slug, f"webhook rejected: {verdict.reason}", headers=headers)
+
+
+async def _raw_body() -> bytes:
+    try:
+        return await request.get_data(cache=True, as_text=False, parse_form_data=False)
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge("The request body exceeds the configured limit.") from None
+    except RequestTimeout:
+        raise RequestTimeoutError("The request body did not arrive in time.") from None
+
+
+def _dispatcher() -> ActorRef[DispatcherMsg]:
+    ref = current_node().dispatcher
+    if ref is None:
+        raise ServiceUnavailable("The dispatcher is not running.")
+    return ref
+
+
+def _target_status(event: str | None, body: JsonObject) -> ReportStatus | None:
+    """The status the delivery reports; None for events that are not task updates."""
+    if event is not None and event in EVENT_STATUS:
+        return EVENT_STATUS[event]
+    if event is not None and event not in GENERIC_EVENTS:
+        return None
+    word = body.req_str("status", max_len=32, choices=list(STATUS_WORDS))
+    return STATUS_WORDS[word]
+
+
+def _view(task: TaskView) -> dict[str, Any]:
+    return {"task_id": task.id, "status": task.status.value}
+
+
+async def _apply(body: JsonObject, event: str | None) -> dict[str, Any]:
+    status = _target_status(event, body)
+    if status is None:
+        return {"applied": False, "reason": f"event {event!r} is not a task event; nothing to do"}
+    task_id = body.req_str("task_id", aliases=("taskId",), max_len=128)
+    data_obj = body.opt_obj("data")
+    data = dict(data_obj.data) if data_obj is not None else None
+    lease = body.opt_str("lease_token", aliases=("leaseToken",), max_len=256)
+    if lease is None and data is not None and isinstance(data.get("lease_token"), str):
+        lease = data.pop("lease_token")
+    if lease is None:
+        if status is not ReportStatus.CANCELLED:
+            raise ValidationFailed(
+                "lease_token", f"is required to report {status.value} (the token of the integration's claim)"
+            )
+        reason = str((data or {}).get("reason", "cancelled by webhook"))[:500]
+        task: TaskView = await _dispatcher().ask(lambda r: Cancel(task_id, r, reason))
+        return {"applied": True, **_view(task)}
+    error = None
+    if status is ReportStatus.FAILED:
+        error = str((data or {}).get("error", "reported failed by webhook"))[:2000]
+    result = data if status in (ReportStatus.SUCCEEDED, ReportStatus.FAILED) else None
+    progress = data if status is ReportStatus.PROGRESS else None
+    token = lease
+    task = await _dispatcher().ask(
+        lambda r: Report(task_id, token, status, r, result=result, error=error, progress=progress)
+    )
+    return {"applied": True, **_view(task)}
+
+
+@webhook_routes.post(
+    "/webhook",
+    summary="Signed task updates from external systems",
+    description=WEBHOOK_DESCRIPTION,
+    request_schema={
+        "type": "object",
+        "properties": {
+            "event": {"type": "string"},
+            "task_id": {"type": "string"},
+            "status": {"type": "string"},
+            "data": {"type": "object"},
+            "lease_token": {"type": "string"},
+        },
+    },
+    response_schema={
+        "type": "object",
+        "properties": {
+            "accepted": {"type": "boolean"},
+            "applied": {"type": "boolean"},
+            "task_id": {"type": "string"},
+            "status": {"type": "string"},
+            "scheme": {"type": "string"},
+            "delivery_id": {"type": ["string", "null"]},
+        },
+    },
+    responses={
+        200: "Verified (and applied, when it is a task event)",
+        400: "Malformed signature header or JSON",
+        401: "Missing, wrong or stale signature",
+        404: "Unknown task",
+        409: "Replayed delivery, illegal transition or stale lease",
+        413: "Body too large",
+        415: "Body is not JSON",
+        422: "Missing or invalid field",
+        429: "Too many webhooks from this client",
+    },
+)
+async def receive_webhook() -> Response:
+    """Verify, then apply."""
+    node = current_node()
+    client = client_address()
+    await throttle(node, "webhook", client)
+    raw = await _raw_body()
+    headers = {h: request.headers[h] for h in SIGNATURE_HEADERS if h in request.headers}
+    security = node.security
+    if security is None:
+        raise ServiceUnavailable("The security service is not running.")
+    verdict: WebhookVerdict = await security.ask_nowait(lambda r: VerifyWebhook(headers, raw, client, r))
+    if not verdict.ok:
+        raise _verification_error(verdict)
+    mimetype = request.mimetype
+    if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType(f"Expected Content-Type application/json, got {mimetype!r}.")
+    body = parse_json_object(raw)
+    event = body.opt_str("event", aliases=("type",), max_len=128) or request.headers.get("X-GitHub-Event")
+    outcome = await _apply(body, event)
+    answer = {"accepted": True, "scheme": verdict.scheme, "delivery_id": verdict.delivery_id, **outcome}
+    return json_response(answer)
