@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -18,6 +18,7 @@ import trio
 
 from actors.dispatcher.messages import DispatcherMsg
 from actors.locks.messages import LockMsg
+from actors.security.messages import SecurityMsg
 from actors.storage import Database, StoredEvent
 from orch import __version__
 from orch.config import Config
@@ -58,6 +59,9 @@ class Node:
         self.nursery: trio.Nursery | None = None  # background work that lives as long as the node
         self.dispatcher: ActorRef[DispatcherMsg] | None = None  # set by orch.wiring when wired
         self.locks: ActorRef[LockMsg] | None = None
+        self.security: ActorRef[SecurityMsg] | None = None  # set by orch.security_wiring
+        # Run in order once the supervisor tree is up, before the node serves (e.g. the first admin).
+        self.on_started: list[Callable[[Node], Awaitable[None]]] = []
         self.event_sinks: list[Callable[[StoredEvent], None]] = []
         self._probes: dict[str, HealthProbe] = {}
         self._totals: list[TotalsSource] = []
@@ -161,6 +165,8 @@ async def open_node(config: Config, *, actors: ActorSpecs | None = None) -> Asyn
             stack.enter_context(hold_db_lock(db_path))  # one node per database file (SQLite mode)
             await _open_database(node, stack)
             await _start_supervisor(node, stack, actors)
+            for hook in node.on_started:
+                await hook(node)
             _log.info(
                 "node started", extra={"data_dir": str(config.database.data_dir), "version": node.version}
             )
