@@ -17,6 +17,7 @@ from actors.dispatcher.sqlite_ops import Rules
 from actors.dispatcher.sqlite_store import SqliteTaskStore
 from actors.locks.actor import LockManager
 from actors.storage import Database, Tx
+from orch.security_wiring import security_spec
 from runtime import (
     ChildCrashed,
     ChildRestarted,
@@ -42,7 +43,7 @@ def actor_specs(node: Node) -> list[ChildSpec]:
     dispatcher = worker("dispatcher", lambda: _NodeDispatcher(db), capacity=4096)
     locks = worker("locks", lambda: LockManager(db), capacity=4096)
     node.dispatcher, node.locks = dispatcher.ref, locks.ref
-    return [dispatcher, locks]
+    return [security_spec(node), dispatcher, locks]  # security first: it authorises every request
 
 
 class _NodeDispatcher(DispatcherActor):
