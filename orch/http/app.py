@@ -80,11 +80,14 @@ async def _mark_route() -> None:
 
 def create_app(node: Node, *, routers: Iterable[Router] = ()) -> OrchApp:
     """The app for `node`: the ops routes plus `routers` (tests may add their own)."""
+    from orch.http.auth import install_auth
     from orch.http.ops import ops  # the route modules import this module for helpers
     from orch.http.routes_admin import admin
+    from orch.http.routes_auth import audit_routes, auth_routes, token_routes, user_routes
     from orch.http.routes_locks import locks
     from orch.http.routes_tasks import tasks
     from orch.http.routes_workers import workers
+    from orch.http.webhook import webhook_routes
 
     install_error_mappings()
     app = OrchApp("orch", static_folder=None)
@@ -93,10 +96,12 @@ def create_app(node: Node, *, routers: Iterable[Router] = ()) -> OrchApp:
         PROPAGATE_EXCEPTIONS=False,
     )
     app.node = node
+    security_routers = [auth_routes, user_routes, token_routes, audit_routes, webhook_routes]
     task_routers = [tasks, workers, locks, admin]
-    app.routes = install(app, [ops, *task_routers, *routers])
+    app.routes = install(app, [ops, *security_routers, *task_routers, *routers])
     app.openapi = build_openapi(app.routes, version=node.version)
     app.before_request(_mark_route)
+    install_auth(app)  # after _mark_route: refused requests are still counted under their route
     app.register_error_handler(Exception, _handle_error)
     app.edge = Edge(
         app._quart,
