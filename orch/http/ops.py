@@ -48,6 +48,9 @@ async def health() -> Response:
 @ops.get(
     "/metrics",
     summary="Prometheus metrics",
+    description="Needs a token allowed metrics.read (viewer, or a system token for scrapers) unless "
+    "security.metrics_anonymous is set.",
+    auth="metrics.read",
     content_type=CONTENT_TYPE,
     response_schema={"type": "string"},
     responses={200: "Prometheus text exposition format"},
