@@ -77,6 +77,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         bind = _find(exc, BindError)
         if bind is not None:
             raise CliError(str(bind.strerror), EXIT_FAILURE) from None
+        refused = _find(exc, ConfigError)  # found at start-up, e.g. an unsafe JWT secret
+        if refused is not None:
+            raise CliError("invalid configuration:\n  " + "\n  ".join(refused.problems)) from None
         if _find(exc, KeyboardInterrupt) is not None:
             return 130
         if not isinstance(exc, Exception):
@@ -117,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, help="listen port, 0 = any free port (default 8080, $ORCH_PORT)")
     _add_config_args(serve)
     serve.set_defaults(handler=_cmd_serve)
+
+    from orch import cli_security
+
+    cli_security.register(sub)
     return parser
 
 
