@@ -16,6 +16,7 @@ from orch.http import Router
 from orch.node import ActorSpecs
 from orch.server import RunningNode, run_node
 
+from .auth_helpers import TEST_SECURITY, auth_headers
 from .helpers import StartNode
 
 
@@ -31,6 +32,7 @@ async def start_node(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[Sta
             "server.port": 0,
             "database.data_dir": tmp_path / f"data{len(running)}",
             "server.shutdown_grace": 2.0,
+            **TEST_SECURITY,  # first admin from config, bcrypt cost 4 (tests/orch/auth_helpers.py)
             **overrides,
         }
         config = load_config(env={}, overrides=settings)
@@ -62,4 +64,11 @@ async def node(start_node: StartNode) -> RunningNode:
 async def client(node: RunningNode) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client pointed at `node`."""
     async with httpx.AsyncClient(base_url=node.url) as http:
+        yield http
+
+
+@pytest.fixture
+async def admin_client(node: RunningNode) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client pointed at `node`, logged in as the admin (see tests/orch/auth_helpers.py)."""
+    async with httpx.AsyncClient(base_url=node.url, headers=await auth_headers(node, "admin")) as http:
         yield http
