@@ -51,7 +51,8 @@ async def test_serve_prints_one_ready_line_serves_and_stops_cleanly_on_sigterm(t
         [sys.executable, "-m", "orch", "serve", "--port", "0", "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=ENV,
+        # A named first admin: no one-time credentials notice (tested in test_auth_first_run.py).
+        env={**ENV, "ORCH_ADMIN_USER": "admin", "ORCH_ADMIN_PASSWORD": "cli-test-password-1"},
     )
     assert process.stdout is not None and process.stderr is not None
     try:
