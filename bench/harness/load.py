@@ -180,13 +180,15 @@ class HttpOp:
 @dataclass(frozen=True, slots=True)
 class Group:
     """`clients` concurrent clients running `op`; at most `max_ops` calls in all; `rate` ops/s in total
-    (None: closed loop, each client calls again as soon as it has its answer)."""
+    (None: closed loop, each client calls again as soon as it has its answer). `headers` are added to
+    the plan's (e.g. a different principal's token for this group)."""
 
     name: str
     op: Op
     clients: int
     max_ops: int = 10_000_000
     rate: float | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.clients < 1 or self.max_ops < 1:
@@ -384,17 +386,12 @@ async def _child(plan: LoadPlan, index: int, conn: Connection) -> _Report:
 
 
 async def _client(shared: _Shared, group: Group, client_id: int, out: GroupResult) -> None:
+    plan = shared.plan
+    headers = {**plan.headers, **group.headers}
     try:
-        async with _http_client(shared) as http:
-            plan = shared.plan
+        async with _http_client(shared, headers) as http:
             env = ClientEnv(
-                plan.base_url,
-                plan.headers,
-                http,
-                client_id,
-                group.clients,
-                shared.process,
-                shared.ssl_context,
+                plan.base_url, headers, http, client_id, group.clients, shared.process, shared.ssl_context
             )
             async with group.op.open(env) as call:
                 shared.opened += 1
@@ -413,10 +410,10 @@ async def _client(shared: _Shared, group: Group, client_id: int, out: GroupResul
 
 
 @asynccontextmanager
-async def _http_client(shared: _Shared) -> AsyncIterator[HttpClient]:
+async def _http_client(shared: _Shared, headers: Mapping[str, str]) -> AsyncIterator[HttpClient]:
     plan = shared.plan
     if plan.client == "raw":
-        raw = RawHttpConnection(plan.base_url, plan.headers)
+        raw = RawHttpConnection(plan.base_url, headers)
         try:
             yield raw
         finally:
@@ -424,7 +421,7 @@ async def _http_client(shared: _Shared) -> AsyncIterator[HttpClient]:
         return
     async with httpx.AsyncClient(
         base_url=plan.base_url,
-        headers=dict(plan.headers),
+        headers=dict(headers),
         limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
         timeout=None,  # calls are bounded by the loop's cancel scopes
         verify=shared.ssl_context,

@@ -73,6 +73,7 @@ class Options:
     plots: bool = True
     out_dir: Path = RESULTS_DIR
     node_env: Mapping[str, str] = field(default_factory=dict)
+    node_config: Path | None = None
     keep: bool = False
 
     @property
@@ -98,6 +99,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results directory (bench/results)")
     parser.add_argument("--node-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra node environment, e.g. ORCH_SERVER__ACCESS_LOG=false")  # fmt: skip
+    parser.add_argument("--node-config", type=Path, metavar="FILE",
+                        help="YAML config file for the node (orch serve --config)")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (node data and logs)")
 
 
@@ -125,6 +128,7 @@ def options_from_args(
         plots=not args.no_plots,
         out_dir=args.out,
         node_env=env,
+        node_config=args.node_config,
         keep=args.keep,
     )
 
@@ -148,16 +152,22 @@ class Bench:
     # on exit: servers stopped, table printed, JSON (and plots) written
     """
 
-    def __init__(self, scenario: str, options: Options, *, node: bool = True) -> None:
+    def __init__(
+        self, scenario: str, options: Options, *, node: bool = True, node_config: str | None = None
+    ) -> None:
         self.options = options
         self.result = ScenarioResult(
             scenario, options.mode, _jsonable_options(options), machine_info(["wrk"])
         )
         self.credentials = Credentials.generate()
         self._want_node = node
+        if node_config is None and options.node_config is not None:
+            node_config = options.node_config.read_text()
+        self._node_config = node_config
         self._stack = ExitStack()
         self._token: str | None = None
         self._routes: set[tuple[str, str]] | None = None
+        self._system_tokens: dict[str, str] = {}
         self.workdir = Path()
         self.node: ServerProcess | None = None
         self.baseline: ServerProcess | None = None
@@ -173,7 +183,9 @@ class Bench:
                 self._stack.callback(_rmtree, self.workdir)
             if self._want_node:
                 self.node = self._stack.enter_context(
-                    node_server(self.workdir / "node", self.credentials, self.options.node_env)
+                    node_server(
+                        self.workdir / "node", self.credentials, self.options.node_env, self._node_config
+                    )
                 )
                 self._record_idle_rss(self.node)
             if self.options.baseline:
@@ -192,13 +204,16 @@ class Bench:
             if kind is None or kind is KeyboardInterrupt:
                 self.publish()
 
-    def stop_servers(self) -> None:
-        """Stop the servers (SIGTERM) and remove the temp dir; safe to call twice."""
+    def stop_node(self) -> None:
+        """Stop the node (SIGTERM) now, e.g. to check its store; records whether it exited cleanly."""
         if self.node is not None and self.node.alive():
             status = self.node.stop()
-            self.result.checks.append(
-                Check("node exits cleanly on SIGTERM", status == 0, f"exit status {status}")
-            )
+            check = Check("node exits cleanly on SIGTERM", status == 0, f"exit status {status}")
+            self.result.checks.append(check)
+
+    def stop_servers(self) -> None:
+        """Stop the servers (SIGTERM) and remove the temp dir; safe to call twice."""
+        self.stop_node()
         self._stack.close()
 
     def publish(self) -> None:
@@ -338,6 +353,17 @@ class Bench:
         """`Authorization: Bearer <admin token>`."""
         return {"Authorization": f"Bearer {self.token()}"}
 
+    def system_headers(self, name: str = "bench-worker") -> dict[str, str]:
+        """`Authorization` with a system token (workers, integrations), issued once per name."""
+        if name not in self._system_tokens:
+            assert self.node is not None, "this scenario runs no node"
+            url = f"{self.node.url}/tokens"
+            response = httpx.post(url, json={"name": name}, headers=self.auth_headers(), timeout=30.0)
+            if response.status_code != 201:
+                raise RuntimeError(f"system token: HTTP {response.status_code}: {response.text[:300]}")
+            self._system_tokens[name] = response.json()["token"]
+        return {"Authorization": f"Bearer {self._system_tokens[name]}"}
+
 
 def rss_mb(server: ServerProcess) -> float:
     """The server's resident memory now."""
@@ -360,6 +386,7 @@ def _jsonable_options(options: Options) -> dict[str, Any]:
     doc = asdict(options)
     doc["out_dir"] = str(options.out_dir)
     doc["node_env"] = sorted(options.node_env)  # names only: values may be secrets
+    doc["node_config"] = str(options.node_config) if options.node_config else None
     return doc
 
 

@@ -158,25 +158,23 @@ def _clean_env(extra: Mapping[str, str]) -> dict[str, str]:
 
 @contextmanager
 def node_server(
-    workdir: Path, credentials: Credentials, env: Mapping[str, str] | None = None
+    workdir: Path,
+    credentials: Credentials,
+    env: Mapping[str, str] | None = None,
+    config_yaml: str | None = None,
 ) -> Iterator[ServerProcess]:
     """A fresh `orch serve` on `workdir/data` and a free 127.0.0.1 port; stopped (SIGTERM) on exit.
 
-    `env` adds or overrides node settings, e.g. `{"ORCH_SERVER__ACCESS_LOG": "false"}`.
+    `env` adds or overrides node settings, e.g. `{"ORCH_SERVER__ACCESS_LOG": "false"}`; `config_yaml`
+    is written to `workdir/config.yaml` and passed with `--config`.
     """
     data_dir = workdir / "data"
-    argv = [
-        sys.executable,
-        "-m",
-        "orch",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--data-dir",
-        str(data_dir),
-    ]
+    argv = [sys.executable, "-m", "orch", "serve", "--host", "127.0.0.1", "--port", "0"]
+    argv += ["--data-dir", str(data_dir)]
+    if config_yaml is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "config.yaml").write_text(config_yaml)
+        argv += ["--config", str(workdir / "config.yaml")]
     server = start_server("node", argv, NODE_READY, workdir, _clean_env({**credentials.env(), **(env or {})}))
     try:
         yield server

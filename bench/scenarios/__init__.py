@@ -38,6 +38,24 @@ SCENARIOS: dict[str, Scenario] = {
         (1, 10, 50, 100),
         (50,),
     ),
+    "dispatch": Scenario(
+        "bench.scenarios.dispatch:run_single",
+        "authenticated POST /dispatch (durable) vs the baseline's POST /echo; every ack stored",
+        (10, 50, 100),
+        (50,),
+    ),
+    "dispatch-batch": Scenario(
+        "bench.scenarios.dispatch:run_batch",
+        "POST /dispatch/batch (100 tasks per request) vs the same body to /echo; every ack stored",
+        (1, 4, 16),
+        (4,),
+    ),
+    "cycle": Scenario(
+        "bench.scenarios.dispatch:run_cycle",
+        "full cycle over HTTP: dispatchers + 20 workers (claim, heartbeat, report); all stored succeeded",
+        (10, 50),
+        (20,),
+    ),
     "sse": Scenario(
         "bench.scenarios.fanout:run_sse",
         "SSE fan-out: subscribers (the 'clients' levels) each receiving every event",
