@@ -1,12 +1,13 @@
 """The dispatcher actor: accepts tasks, hands them to workers under leases, tracks them to the end.
 
-Concurrency model. ``handle`` never waits for the database: it validates the message and starts the durable
-write as a background task of this incarnation, then takes the next message. Many writes are therefore in
-flight at once and the storage layer commits them together (group commit, one thread hop per batch).
-Correctness does not depend on their order: every write is a compare-and-set on the stored row, checked
-inside its own transaction (the store enforces the lifecycle), and the reply is sent only after the commit.
-The actor's memory holds no task state, only bookkeeping derived from committed changes (`Ledger`) and the
-parked long-poll claims (`Waiters`), both touched only on the Trio thread between awaits.
+Concurrency model. ``handle`` never waits for the database: it validates the message, queues it as a store
+`Command` and takes the next message. Up to ``write_parallelism`` flusher tasks each run everything queued
+as one `TaskStore.execute` (one write op), and the storage layer group-commits those with the other stores'
+writes (one thread hop + COMMIT per batch). Replies are sent only after the commit. Correctness does not
+depend on timing: every command is a compare-and-set on the stored row, checked against the lifecycle
+inside the transaction that changes it, and commands run in arrival order. The actor's memory holds no task
+state, only bookkeeping derived from committed changes (`Ledger`) and the parked long-poll claims
+(`Waiters`), both touched only on the Trio thread between awaits. Reads run as background tasks too.
 
 Claims. A ``Claim`` is parked in its core's line; one feeder task per core claims for the whole line in one
 write, in arrival order, and parks who got nothing until a task becomes claimable (a dispatch, a retry, a
@@ -34,9 +35,7 @@ from .messages import (
     Cancel,
     Claim,
     ClaimedTask,
-    CoreStats,
     Dispatch,
-    DispatchAccepted,
     DispatchBatch,
     DispatcherError,
     DispatcherMsg,
@@ -49,19 +48,16 @@ from .messages import (
     QueueStatsView,
     Report,
     Requeue,
-    TaskStatus,
 )
-from .policy import estimate_start, validate_lease, validate_spec
+from .policy import validate_lease, validate_spec
+from .stats import core_stats
 from .store import (
     CancelCmd,
     Change,
     ClaimRequest,
     Command,
-    CoreCounts,
     DispatchCmd,
-    Dispatched,
     HeartbeatCmd,
-    Outcome,
     ReportCmd,
     RequeueCmd,
     TaskStore,
@@ -211,7 +207,8 @@ class DispatcherActor(Actor[DispatcherMsg]):
                     if isinstance(result, DispatcherError):
                         request.reply.fail(result)
                     elif isinstance(request.command, DispatchCmd):
-                        accepted = self._accept(result, now)
+                        accepted, available = self._ledger.accept(result, now, self._idle_workers)
+                        self._after_changes(available)
                         request.reply.send(accepted[0] if request.single else tuple(accepted))
                     else:
                         self._absorb(result.changes, now)
@@ -240,33 +237,6 @@ class DispatcherActor(Actor[DispatcherMsg]):
         self, reply: Reply[Any], task_id: str | None, core: str | None, after: int, n: int
     ) -> None:
         reply.send(tuple(await self._store.events(task_id, core, after, n)))
-
-    def _accept(self, outcome: Outcome[list[Dispatched]], now: float) -> list[DispatchAccepted]:
-        """Account for new tasks one by one, so each learns how many were queued ahead of it."""
-        changes = iter(outcome.changes)  # exactly one per created task, in order
-        available: set[str] = set()
-        accepted: list[DispatchAccepted] = []
-        capacity: dict[str, tuple[int, float]] = {}  # core -> (idle workers, completion rate)
-        for item in outcome.value:
-            task = item.task
-            core = task.core_id
-            ahead = self._ledger.ahead(core, task.priority)
-            if item.created:
-                if self._ledger.apply_one(next(changes), now):
-                    available.add(core)
-            elif task.status is TaskStatus.QUEUED:
-                ahead -= 1
-            eta: float | None = None
-            if task.status is TaskStatus.QUEUED:
-                if core not in capacity:
-                    capacity[core] = (self._idle_workers(core), self._ledger.completions[core].rate(now))
-                eta = estimate_start(now, ahead, *capacity[core])
-                if eta is not None:
-                    eta = max(eta, task.not_before)
-            accepted.append(DispatchAccepted(task, item.created, max(ahead, 0), eta))
-        self._ledger.bump(available)
-        self._after_changes(available)
-        return accepted
 
     def _idle_workers(self, core: str) -> int:
         return self._waiters.count(core) + self._feeding.get(core, 0)
@@ -340,6 +310,12 @@ class DispatcherActor(Actor[DispatcherMsg]):
                     self._absorb(outcome.changes, now)
                     if outcome.value < self._cfg.sweep_batch:
                         break
+            # Parked claims look again once per sweep even without news: a safety net against a missed
+            # wake-up, and what finds tasks that other nodes queued once a shared (PostgreSQL) store is used.
+            cores = self._waiters.cores()
+            self._ledger.bump(cores)
+            for core in cores:
+                self._feed(core)
             await trio.sleep(self._cfg.sweep_interval_s)
 
     async def _due_loop(self) -> None:
@@ -381,23 +357,13 @@ class DispatcherActor(Actor[DispatcherMsg]):
         stored = {c.core_id: c for c in await self._store.counts(now)}
         cores = sorted(set(stored) | set(self._waiters.cores()) | set(self._ledger.completions))
         reply.send(
-            QueueStatsView(tuple(self._core_stats(core, stored.get(core), now) for core in cores), now)
-        )
-
-    def _core_stats(self, core: str, counts: CoreCounts | None, now: float) -> CoreStats:
-        by_status = counts.by_status if counts is not None else {}
-        oldest = counts.oldest_due_since if counts is not None else None
-        return CoreStats(
-            core_id=core,
-            queued=by_status.get(TaskStatus.QUEUED, 0),
-            queued_by_priority=dict(counts.queued_by_priority) if counts is not None else {},
-            oldest_queued_age_s=None if oldest is None else max(0.0, now - oldest),
-            claimed=by_status.get(TaskStatus.CLAIMED, 0),
-            running=by_status.get(TaskStatus.RUNNING, 0),
-            retrying=by_status.get(TaskStatus.RETRYING, 0),
-            waiting_workers=self._idle_workers(core),
-            completions_per_s=self._ledger.completions[core].rate(now),
-            claims_per_s=self._ledger.claims[core].rate(now),
+            QueueStatsView(
+                tuple(
+                    core_stats(core, stored.get(core), self._idle_workers(core), self._ledger, now)
+                    for core in cores
+                ),
+                now,
+            )
         )
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import heapq
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .lifecycle import ends_attempt
-from .messages import TaskStatus
-from .policy import RateMeter
-from .store import Backlog, Change
+from .messages import DispatchAccepted, TaskStatus
+from .policy import RateMeter, estimate_start
+from .store import Backlog, Change, Dispatched, Outcome
 
 S = TaskStatus
 
@@ -72,6 +72,35 @@ class Ledger:
             heapq.heappush(self.delayed, (c.not_before, c.core_id))
             return False
         return True
+
+    def accept(
+        self, outcome: Outcome[list[Dispatched]], now: float, idle_workers: Callable[[str], int]
+    ) -> tuple[list[DispatchAccepted], set[str]]:
+        """Account for a dispatch task by task, so each learns how many were queued ahead of it and
+        when it should start; returns the answers and the cores where tasks became claimable."""
+        changes = iter(outcome.changes)  # exactly one per created task, in order
+        available: set[str] = set()
+        accepted: list[DispatchAccepted] = []
+        capacity: dict[str, tuple[int, float]] = {}  # core -> (idle workers, completion rate)
+        for item in outcome.value:
+            task = item.task
+            core = task.core_id
+            ahead = self.ahead(core, task.priority)
+            if item.created:
+                if self.apply_one(next(changes), now):
+                    available.add(core)
+            elif task.status is S.QUEUED:
+                ahead -= 1  # it counts itself
+            eta: float | None = None
+            if task.status is S.QUEUED:
+                if core not in capacity:
+                    capacity[core] = (idle_workers(core), self.completions[core].rate(now))
+                eta = estimate_start(now, ahead, *capacity[core])
+                if eta is not None:
+                    eta = max(eta, task.not_before)
+            accepted.append(DispatchAccepted(task, item.created, max(ahead, 0), eta))
+        self.bump(available)
+        return accepted, available
 
     def pop_due(self, now: float) -> set[str]:
         """Cores whose delayed tasks became due by ``now`` (their generation moves on)."""

@@ -27,6 +27,8 @@ _MUTABLE = (
     ("lease_expires_at", 15), ("deadline_at", 16), ("claimed_by", 17), ("cancel_requested", 18),
     ("progress", 19), ("result", 20), ("error", 21), ("updated_at", 23), ("finished_at", 24),
 )  # fmt: skip
+_INDEXES = range(len(_MUTABLE))
+_POSITIONS = tuple(pos for _, pos in _MUTABLE)
 _UPDATES: dict[tuple[int, ...], str] = {}
 
 
@@ -84,41 +86,26 @@ class TaskRow:
     updated_at: float
     finished_at: float | None
     loaded: tuple[Any, ...]  # the row as read, to write back only what changed
+    loaded_json: tuple[Any, Any]  # progress and result as decoded, to skip re-encoding them if untouched
 
     @classmethod
     def from_sql(cls, r: tuple[Any, ...]) -> TaskRow:
         """Decode a row selected as ``COLUMNS``."""
+        progress, result = _loads(r[19]), _loads(r[20])
         return cls(
             r[0], r[1], r[2], r[3], TaskStatus(r[4]), r[5], r[6], r[7], json.loads(r[8]), bool(r[9]), r[10],
-            r[11], r[12], r[13], r[14], r[15], r[16], r[17], bool(r[18]), _loads(r[19]), _loads(r[20]),
-            r[21], r[22], r[23], r[24], r,
+            r[11], r[12], r[13], r[14], r[15], r[16], r[17], bool(r[18]), progress, result,
+            r[21], r[22], r[23], r[24], r, (progress, result),
         )  # fmt: skip
 
     def view(self) -> TaskView:
         """The public, immutable view (without the lease token)."""
         return TaskView(
-            id=self.id,
-            core_id=self.core_id,
-            priority=self.priority,
-            status=self.status,
-            attempts=self.attempts,
-            max_attempts=self.max_attempts,
-            timeout_s=self.timeout_s,
-            metadata=self.metadata,
-            stay=self.stay,
-            idempotency_key=self.idempotency_key,
-            not_before=self.not_before,
-            claimed_by=self.claimed_by,
-            lease_expires_at=self.lease_expires_at,
-            deadline_at=self.deadline_at,
-            cancel_requested=self.cancel_requested,
-            progress=self.progress,
-            result=self.result,
-            error=self.error,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-            finished_at=self.finished_at,
-        )
+            self.id, self.core_id, self.priority, self.status, self.attempts, self.max_attempts,
+            self.timeout_s, self.metadata, self.stay, self.idempotency_key, self.not_before, self.claimed_by,
+            self.lease_expires_at, self.deadline_at, self.cancel_requested, self.progress, self.result,
+            self.error, self.created_at, self.updated_at, self.finished_at,
+        )  # fmt: skip
 
     def clear_lease(self) -> None:
         """Forget the lease: the holder's token is stale from now on."""
@@ -128,13 +115,16 @@ class TaskRow:
 
     def save(self, conn: sqlite3.Connection) -> None:
         """Write back the columns that changed since the row was read."""
+        loaded = self.loaded
+        old_progress, old_result = self.loaded_json
         values = (
             self.status.value, self.attempts, self.not_before, self.rank, self.lease_token, self.lease_s,
             self.lease_expires_at, self.deadline_at, self.claimed_by, int(self.cancel_requested),
-            dumps(self.progress), dumps(self.result), self.error, self.updated_at, self.finished_at,
+            loaded[19] if self.progress is old_progress else dumps(self.progress),
+            loaded[20] if self.result is old_result else dumps(self.result),
+            self.error, self.updated_at, self.finished_at,
         )  # fmt: skip
-        loaded = self.loaded
-        changed = tuple(i for i, (_, pos) in enumerate(_MUTABLE) if values[i] != loaded[pos])
+        changed = tuple([i for i in _INDEXES if values[i] != loaded[_POSITIONS[i]]])
         if changed:
             conn.execute(_update_sql(changed), (*(values[i] for i in changed), self.seq))
 

@@ -1,9 +1,10 @@
 """The durable task store the dispatcher actor talks to (`TaskStore`), and the values it returns.
 
-Every write method is one atomic, durable step: it checks the lifecycle table against the stored row,
-changes the row, and writes one event per status change (``task.*``, subject = task id) in the same
-transaction; it returns only after the commit. It also returns the `Change`s it made so the actor can keep
-its in-memory bookkeeping (queue depth, due times, throughput) without reading the rows back.
+Every write is atomic and durable: it checks the lifecycle table against the stored row, changes the row,
+and writes one event per status change (``task.*``, subject = task id, core_id set) in the same
+transaction, and returns only after the commit. Client requests arrive as `Command`s, many per `execute`
+call. Writes also return the `Change`s they made so the actor can keep its in-memory bookkeeping (queue
+depth, due times, throughput) without reading rows back.
 
 Implementations: `SqliteTaskStore` (single node; claims are serialized by the one writer connection). A
 PostgreSQL store fills the same protocol: a claim there is

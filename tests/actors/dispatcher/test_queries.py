@@ -75,3 +75,15 @@ async def test_queue_stats_show_depth_per_priority_age_and_throughput(
     assert a.completions_per_s == pytest.approx(2 / 60)
     assert a.claims_per_s == pytest.approx(2 / 60)
     assert (b.core_id, b.queued, b.running, b.oldest_queued_age_s) == ("b", 0, 1, None)
+
+
+async def test_events_are_published_after_commit_in_seq_order_as_stored(dispatcher: Harness) -> None:
+    async with trio.open_nursery() as nursery:
+        for i in range(30):
+            nursery.start_soon(dispatcher.dispatch, f"core-{i % 3}")
+    for _ in range(10):
+        claimed = await dispatcher.claim("core-0")
+        await dispatcher.report(claimed, "succeeded")
+    stored = await dispatcher.ref.ask(lambda r: ListEvents(r))
+    assert dispatcher.published == list(stored)
+    assert [e.seq for e in stored] == sorted(e.seq for e in stored)
