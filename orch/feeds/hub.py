@@ -1,0 +1,105 @@
+"""The node's event hub: every committed event goes onto one Broadcast, in seq order; feeds read from it.
+
+`attach_feeds(node)` (called by `open_node`) creates the hub, adds it to `node.event_sinks` (the database
+calls them after each commit, in seq order), and closes it when a graceful shutdown begins: every feed then
+ends with a final message and its stream closes, so the server's drain is not held up by idle streams.
+
+Encoding an event is done once per event, not once per subscriber: `sse_frame`/`json_text` cache the
+encoded text of recent events (fan-out to many clients shares it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from actors.storage import Database, StoredEvent
+from orch.config import FeedsConfig
+from orch.feeds.feed import EventFeed
+from orch.feeds.filters import EventFilter
+from orch.feeds.metrics import FeedMetrics
+from runtime import Broadcast
+
+if TYPE_CHECKING:
+    from orch.node import Node
+
+__all__ = ["FeedHub", "attach_feeds"]
+
+_CACHE_SIZE = 8192
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+class FeedHub:
+    """The Broadcast of committed events plus what feeds need: settings, store access, metrics, caches."""
+
+    def __init__(self, settings: FeedsConfig, database: Callable[[], Database], metrics: FeedMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.broadcast: Broadcast[StoredEvent] = Broadcast(capacity=settings.buffer)
+        self._database = database
+        self._json: dict[int, str] = {}
+
+    # -- the sink ----------------------------------------------------------------------------------------
+    def publish(self, event: StoredEvent) -> None:
+        """The node's event sink: publish `event` under its type (a no-op once the hub is closed)."""
+        if not self.broadcast.closed:
+            self.broadcast.publish(event.type, event)
+
+    @property
+    def closed(self) -> bool:
+        """True once the hub stopped publishing (graceful shutdown began)."""
+        return self.broadcast.closed
+
+    def close(self) -> None:
+        """End every feed: each delivers what it holds, then ends (`FeedEnded`)."""
+        self.broadcast.close()
+
+    # -- feeds -------------------------------------------------------------------------------------------
+    def open_feed(self, filter: EventFilter, *, after: int | None) -> EventFeed:
+        """A feed of events matching `filter` after seq `after` (None: from now). Raises `FeedEnded` when
+        the hub is closed. Close it (or use it as a context manager) when done."""
+        return EventFeed(
+            self.broadcast,
+            self._database,
+            filter,
+            after=after,
+            page=self.settings.replay_page,
+            capacity=self.settings.buffer,
+        )
+
+    # -- shared encodings --------------------------------------------------------------------------------
+    def json_text(self, event: StoredEvent) -> str:
+        """`event.as_dict()` as compact JSON, encoded once per event."""
+        text = self._json.get(event.seq)
+        if text is None:
+            text = _ENCODER.encode(event.as_dict())
+            cache = self._json
+            if len(cache) >= _CACHE_SIZE:
+                del cache[next(iter(cache))]  # oldest inserted
+            cache[event.seq] = text
+        return text
+
+    def sse_frame(self, event: StoredEvent) -> str:
+        """The SSE frame of `event`: `id:` is its seq, `event:` its type, `data:` its JSON."""
+        # json.dumps never emits a raw newline, so one data line is always enough.
+        return f"id: {event.seq}\nevent: {event.type}\ndata: {self.json_text(event)}\n\n"
+
+
+def attach_feeds(node: Node) -> FeedHub:
+    """Create the node's hub, make it an event sink, and close it when shutdown is requested.
+
+    Call with `node.nursery` open (the shutdown watcher runs there).
+    """
+    metrics = FeedMetrics(node.metrics.registry)
+    hub = FeedHub(node.config.feeds, node.database, metrics)
+    node.event_sinks.append(hub.publish)
+    node.metrics.add_refresh(metrics.refresher(hub.broadcast.statistics))
+    if node.nursery is not None:
+        node.nursery.start_soon(_close_on_shutdown, node, hub)
+    return hub
+
+
+async def _close_on_shutdown(node: Node, hub: FeedHub) -> None:
+    await node.shutdown_requested.wait()
+    hub.close()
