@@ -7,7 +7,6 @@ line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -69,7 +68,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     async def serve() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(run_node, config)
-            _tune_gc()
+            _tune_gc(config)
 
     try:
         trio.run(serve)
@@ -101,11 +100,14 @@ def _find(exc: BaseException, kind: type[E]) -> E | None:
     return None
 
 
-def _tune_gc() -> None:
+def _tune_gc(config: Config) -> None:
     # DESIGN §7: freezing start-up objects and a higher gen-0 threshold cut fan-out GC cost ~2-3x.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
+    from orch.feeds.gc_tuning import apply_gc_tuning  # configurable: the `feeds` section
+
+    tuning = apply_gc_tuning(config.feeds)
+    logging.getLogger("orch").info(
+        "gc tuned", extra={"gc_frozen": tuning.frozen, "gc_thresholds": list(tuning.thresholds)}
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     from orch import cli_security
 
     cli_security.register(sub)
+
+    from orch import cli_events
+
+    cli_events.register(sub)
     return parser
 
 

@@ -23,6 +23,7 @@ from actors.storage import Database, StoredEvent
 from orch import __version__
 from orch.config import Config
 from orch.datadir_lock import hold_db_lock
+from orch.feeds.hub import FeedHub, attach_feeds
 from orch.health import (
     ComponentHealth,
     HealthProbe,
@@ -63,6 +64,7 @@ class Node:
         # Run in order once the supervisor tree is up, before the node serves (e.g. the first admin).
         self.on_started: list[Callable[[Node], Awaitable[None]]] = []
         self.event_sinks: list[Callable[[StoredEvent], None]] = []
+        self.feeds: FeedHub | None = None  # live event feeds (SSE, websockets), set by open_node
         self._probes: dict[str, HealthProbe] = {}
         self._totals: list[TotalsSource] = []
 
@@ -162,6 +164,8 @@ async def open_node(config: Config, *, actors: ActorSpecs | None = None) -> Asyn
         async with AsyncExitStack() as stack:
             node.nursery = await stack.enter_async_context(trio.open_nursery())
             stack.callback(node.nursery.cancel_scope.cancel)  # runs after everything below has unwound
+            node.feeds = attach_feeds(node)  # before the database: every committed event is published
+            stack.callback(node.feeds.close)
             stack.enter_context(hold_db_lock(db_path))  # one node per database file (SQLite mode)
             await _open_database(node, stack)
             await _start_supervisor(node, stack, actors)

@@ -80,6 +80,7 @@ async def _mark_route() -> None:
 
 def create_app(node: Node, *, routers: Iterable[Router] = ()) -> OrchApp:
     """The app for `node`: the ops routes plus `routers` (tests may add their own)."""
+    from orch.feeds.routes import feeds
     from orch.http.auth import install_auth
     from orch.http.ops import ops  # the route modules import this module for helpers
     from orch.http.routes_admin import admin
@@ -98,7 +99,7 @@ def create_app(node: Node, *, routers: Iterable[Router] = ()) -> OrchApp:
     app.node = node
     security_routers = [auth_routes, user_routes, token_routes, audit_routes, webhook_routes]
     task_routers = [tasks, workers, locks, admin]
-    app.routes = install(app, [ops, *security_routers, *task_routers, *routers])
+    app.routes = install(app, [ops, *security_routers, *task_routers, feeds, *routers])
     app.openapi = build_openapi(app.routes, version=node.version)
     app.before_request(_mark_route)
     install_auth(app)  # after _mark_route: refused requests are still counted under their route
