@@ -9,6 +9,7 @@ the node side runs once its feed routes exist (`/sse/events`, `/ws/events`).
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -23,7 +24,8 @@ from bench.harness.report import Check, Measurement, ScenarioResult, TargetCheck
 from bench.harness.runner import BASELINE, NODE, Bench, Options, Target, rss_mb
 from bench.harness.servers import ResourceMeter
 from bench.harness.stats import summarize_latencies
-from bench.harness.verify import check_streams_complete
+from bench.harness.verify import check_streams_complete, stored_values
+from bench.scenarios.dispatch import DispatchBatch, DispatchOne
 
 __all__ = ["Feed", "PublishTicks", "run_sse", "run_ws"]
 
@@ -163,9 +165,10 @@ def _extra(
     fan: FanoutResult, n: int, before: float, connected: float, connect_s: float, rate: float
 ) -> dict[str, float]:
     return {
+        "requested": float(n),
         "connected": float(fan.connected),
         "dropped": float(fan.dropped),
-        "rss_per_conn_kb": (connected - before) * 1024.0 / n,
+        "rss_per_conn_kb": (connected - before) * 1024.0 / max(fan.connected, 1),
         "rss_connected_mb": connected,
         "connect_s": connect_s,
         "events_per_s_offered": rate,
@@ -192,8 +195,26 @@ def _run(kind: Literal["sse", "ws"], options: Options) -> ScenarioResult:
 
 
 def node_feed(bench: Bench, kind: Literal["sse", "ws"]) -> Feed:
-    """The node's feed: filled in when the node's SSE/websocket routes land."""
-    raise NotImplementedError(f"node {kind} feed adapter: wire it once the route's contract is known")
+    """The node's feed of `task.queued` events, published by dispatching (batches when > 1 per call).
+    What every subscriber must get is read from the node's event table (committed = published)."""
+    db = bench.db_path
+
+    def cursor(url: str) -> int:
+        return int(stored_values(db, "SELECT COALESCE(MAX(seq), 0) FROM events")[0])
+
+    def expected(url: str, before: int) -> list[int]:
+        sql = "SELECT seq FROM events WHERE seq > ? AND type = 'task.queued' ORDER BY seq"
+        return [int(seq) for seq in stored_values(db, sql, (before,))]
+
+    if kind == "sse":
+        return Feed("/sse/events?type=task.queued", _dispatches, cursor, expected, bench.auth_headers(),
+                    event_type="task.queued")  # fmt: skip
+    subscribe = json.dumps({"op": "subscribe", "id": "bench", "types": ["task.queued"]})
+    return Feed("/ws/events", _dispatches, cursor, expected, bench.auth_headers(), subscribe, "task.queued")
+
+
+def _dispatches(count: int) -> Op:
+    return DispatchBatch(size=count) if count > 1 else DispatchOne()
 
 
 def _targets(result: ScenarioResult, kind: str) -> None:
