@@ -49,7 +49,7 @@ from .messages import (
     Report,
     Requeue,
 )
-from .policy import validate_lease, validate_spec
+from .policy import encode_json, validate_lease, validate_spec
 from .stats import core_stats
 from .store import (
     CancelCmd,
@@ -121,15 +121,13 @@ class DispatcherActor(Actor[DispatcherMsg]):
         match message:
             case Dispatch(reply=reply):
                 spec = message.spec()
-                validate_spec(spec)
-                await self._submit(DispatchCmd((spec,)), reply, single=True)
+                await self._submit(DispatchCmd((spec,), (validate_spec(spec),)), reply, single=True)
             case DispatchBatch(tasks=tasks, reply=reply):
                 specs = tuple(tasks)
                 if len(specs) > self._cfg.max_dispatch_batch:
                     raise InvalidTask(f"at most {self._cfg.max_dispatch_batch} tasks per batch")
-                for spec in specs:
-                    validate_spec(spec)
-                await self._submit(DispatchCmd(specs), reply)
+                metadata = tuple([validate_spec(spec) for spec in specs])
+                await self._submit(DispatchCmd(specs, metadata), reply)
             case Claim(core_id=core, worker_id=worker, lease=lease, reply=reply):
                 validate_lease(lease)
                 self._waiters.park(core, worker, lease, reply)
@@ -137,9 +135,14 @@ class DispatcherActor(Actor[DispatcherMsg]):
             case Heartbeat(task_id=task_id, lease_token=token, lease=lease, progress=progress, reply=reply):
                 if lease is not None:
                     validate_lease(lease)
+                if progress is not None:
+                    encode_json(progress, "progress")
                 await self._submit(HeartbeatCmd(task_id, token, lease, progress), reply)
             case Report(reply=reply):
                 m = message
+                for field, value in (("result", m.result), ("progress", m.progress)):
+                    if value is not None:
+                        encode_json(value, field)
                 await self._submit(
                     ReportCmd(m.task_id, m.lease_token, m.status, m.result, m.error, m.progress), reply
                 )

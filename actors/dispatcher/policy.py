@@ -20,10 +20,13 @@ effective priority) — the same rule works in SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .messages import PRIORITY_MAX, PRIORITY_MIN, InvalidTask, TaskSpec
 
@@ -97,8 +100,24 @@ def estimate_start(now: float, ahead: int, idle_workers: int, rate_per_s: float)
     return now + (ahead - idle_workers + 1) / rate_per_s
 
 
-def validate_spec(spec: TaskSpec) -> None:
-    """Raise `InvalidTask` if a field of ``spec`` is out of range."""
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def encode_json(value: Mapping[str, Any], field: str) -> str:
+    """Compact JSON text of ``value``, or `InvalidTask` if it is not a JSON object of plain values."""
+    if not isinstance(value, Mapping):
+        raise InvalidTask(f"{field} must be a JSON object")
+    try:
+        return _ENCODER.encode(value)
+    except (TypeError, ValueError) as error:
+        raise InvalidTask(f"{field} is not valid JSON: {error}") from None
+
+
+def validate_spec(spec: TaskSpec) -> str:
+    """Raise `InvalidTask` if a field of ``spec`` is out of range; returns the metadata as JSON text.
+
+    Encoding here, on the way in, keeps a bad payload from ever failing a shared write batch.
+    """
     if not spec.core_id or len(spec.core_id) > 200:
         raise InvalidTask("core_id must be 1..200 characters")
     if not PRIORITY_MIN <= spec.priority <= PRIORITY_MAX:
@@ -111,6 +130,7 @@ def validate_spec(spec: TaskSpec) -> None:
         raise InvalidTask("not_before must be a finite unix time")
     if spec.idempotency_key is not None and not 0 < len(spec.idempotency_key) <= 200:
         raise InvalidTask("idempotency_key must be 1..200 characters")
+    return encode_json(spec.metadata, "metadata") if spec.metadata else "{}"
 
 
 def validate_lease(lease_s: float) -> None:

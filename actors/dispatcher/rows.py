@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import sqlite3
 from collections.abc import Mapping
@@ -106,6 +107,10 @@ class TaskRow:
             self.lease_expires_at, self.deadline_at, self.cancel_requested, self.progress, self.result,
             self.error, self.created_at, self.updated_at, self.finished_at,
         )  # fmt: skip
+
+    def holds(self, lease_token: str) -> bool:
+        """True if ``lease_token`` is this row's current token (compared in constant time)."""
+        return self.lease_token is not None and hmac.compare_digest(self.lease_token, lease_token)
 
     def clear_lease(self) -> None:
         """Forget the lease: the holder's token is stale from now on."""

@@ -37,8 +37,8 @@ def execute(
 
 def _run(tx: Tx, rules: Rules, command: Command, now: float) -> Outcome[Any]:
     match command:
-        case DispatchCmd(specs=specs):
-            return ops.dispatch(tx, rules, specs, now)
+        case DispatchCmd(specs=specs, metadata_json=metadata):
+            return ops.dispatch(tx, rules, specs, metadata, now)
         case HeartbeatCmd(task_id=task_id, lease_token=token, lease_s=lease_s, progress=progress):
             return ops.heartbeat(tx, task_id, token, lease_s, progress, now)
         case ReportCmd(task_id=task_id, lease_token=token, status=status, result=result, error=error):

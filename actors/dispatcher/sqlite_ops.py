@@ -26,7 +26,7 @@ from .messages import (
     TaskView,
 )
 from .policy import AgingRule, RetryPolicy
-from .rows import INSERT, TaskRow, dumps, select_many, select_one
+from .rows import INSERT, TaskRow, select_many, select_one
 from .store import Change, ClaimRequest, Dispatched, Outcome
 
 S = TaskStatus
@@ -78,19 +78,21 @@ def load(tx: Tx, task_id: str) -> TaskRow:
 # --- dispatch and claim -----------------------------------------------------------------------------------
 
 
-def dispatch(tx: Tx, rules: Rules, specs: Sequence[TaskSpec], now: float) -> Outcome[list[Dispatched]]:
+def dispatch(
+    tx: Tx, rules: Rules, specs: Sequence[TaskSpec], metadata_json: Sequence[str], now: float
+) -> Outcome[list[Dispatched]]:
     """Insert ``specs`` (each with its ``task.queued`` event); known idempotency keys return the old task."""
     step = Step(tx, now)
     out: list[Dispatched] = []
     pending: list[_NewTask] = []
-    for spec in specs:
+    for spec, metadata in zip(specs, metadata_json, strict=True):
         if spec.idempotency_key is not None:
             _flush(tx, pending, step)  # the lookup must see the tasks of this batch inserted so far
             existing = _idempotent_match(tx, rules, spec, now)
             if existing is not None:
                 out.append(Dispatched(existing.view(), created=False))
                 continue
-        new = _NewTask(rules, spec, now)
+        new = _NewTask(rules, spec, metadata, now)
         pending.append(new)
         out.append(Dispatched(new.view, created=True))
     _flush(tx, pending, step)
@@ -124,10 +126,9 @@ class _NewTask:
 
     __slots__ = ("params", "view")
 
-    def __init__(self, rules: Rules, spec: TaskSpec, now: float) -> None:
+    def __init__(self, rules: Rules, spec: TaskSpec, metadata: str, now: float) -> None:
         not_before = now if spec.not_before is None else max(now, spec.not_before)
         task_id = new_task_id(now)
-        metadata = dumps(spec.metadata) if spec.metadata else "{}"
         rank = rules.aging.rank(not_before, spec.priority)
         self.params = (
             task_id, spec.core_id, spec.priority, "queued", spec.max_attempts, spec.timeout, metadata,
@@ -190,7 +191,7 @@ def release(tx: Tx, task_id: str, lease_token: str, now: float) -> Outcome[bool]
     """Give back a claim whose asker vanished before receiving it (not an attempt)."""
     step = Step(tx, now)
     row = select_one(tx.conn, task_id)
-    if row is None or row.status is not S.CLAIMED or row.lease_token != lease_token:
+    if row is None or row.status is not S.CLAIMED or not row.holds(lease_token):
         return step.outcome(False)
     row.attempts -= 1
     row.clear_lease()
@@ -206,7 +207,7 @@ def release(tx: Tx, task_id: str, lease_token: str, now: float) -> Outcome[bool]
 def held(tx: Tx, task_id: str, lease_token: str) -> TaskRow:
     """The row of a task held under ``lease_token``, or `StaleLease` / `TaskNotFound`."""
     row = load(tx, task_id)
-    if row.status not in HELD or row.lease_token != lease_token:
+    if row.status not in HELD or not row.holds(lease_token):
         raise StaleLease(task_id)
     return row
 

@@ -52,7 +52,7 @@ def report(
 ) -> Outcome[TaskView]:
     """Apply a holder's report; a final status straight from claimed passes through running."""
     row = load(tx, task_id)
-    if row.lease_token != lease_token:
+    if not row.holds(lease_token):
         raise StaleLease(task_id)
     if row.status not in HELD:
         if row.status.value == status.value:  # a repeat of the report that ended the hold

@@ -95,6 +95,7 @@ class DispatchCmd:
     Result: ``list[Dispatched]``."""
 
     specs: Sequence[TaskSpec]
+    metadata_json: Sequence[str]  # each spec's metadata, already encoded (and so validated) by the caller
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,3 +123,17 @@ async def test_delayed_dispatch_waits_for_not_before(dispatcher: Harness, clock:
     claimed = await dispatcher.claim("c", lease=LONG)
     assert claimed.task.id == accepted.task.id
     assert trio.current_time() - start >= 30.0
+
+
+async def test_payload_that_is_not_json_is_refused_before_it_reaches_the_store(dispatcher: Harness) -> None:
+    with pytest.raises(InvalidTask, match="metadata"):
+        await dispatcher.dispatch("c", metadata={"when": object()})
+    with pytest.raises(InvalidTask, match="metadata"):
+        await dispatcher.dispatch("c", metadata={"x": float("nan")})
+    await dispatcher.dispatch("c")
+    claimed = await dispatcher.claim("c")
+    with pytest.raises(InvalidTask, match="result"):
+        await dispatcher.report(claimed, "succeeded", result={"bad": {1, 2}})
+    with pytest.raises(InvalidTask, match="progress"):
+        await dispatcher.heartbeat(claimed, progress={"bad": b"bytes"})
+    assert (await dispatcher.report(claimed, "succeeded", result={"ok": 1})).result == {"ok": 1}
