@@ -56,6 +56,18 @@ SCENARIOS: dict[str, Scenario] = {
         (10, 50),
         (20,),
     ),
+    "webhooks": Scenario(
+        "bench.scenarios.webhooks:run",
+        "signed POST /webhook (task.progress for a claimed task) vs the same body to /echo",
+        (10, 50),
+        (20,),
+    ),
+    "locks": Scenario(
+        "bench.scenarios.locks:run",
+        "lock acquire (waiting) + release, 8 contended resources; exclusion checked from timestamps",
+        (8, 32, 64),
+        (32,),
+    ),
     "sse": Scenario(
         "bench.scenarios.fanout:run_sse",
         "SSE fan-out: subscribers (the 'clients' levels) each receiving every event",
