@@ -130,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     from orch import cli_events
 
     cli_events.register(sub)
+
+    from orch import cli_data, cli_tasks
+
+    cli_tasks.register(sub)
+    cli_data.register(sub)
     return parser
 
 
