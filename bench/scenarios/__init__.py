@@ -56,6 +56,18 @@ SCENARIOS: dict[str, Scenario] = {
         (10, 50),
         (20,),
     ),
+    "ws-dispatch": Scenario(
+        "bench.scenarios.wsdispatch:run_dispatch",
+        "WS /ws/dispatch, 20 dispatches in flight per socket; every ack stored (node only)",
+        (4, 16),
+        (8,),
+    ),
+    "ws-cycle": Scenario(
+        "bench.scenarios.wsdispatch:run_cycle",
+        "full cycle over websockets: ws dispatchers + 20 ws workers (10 tasks in flight each)",
+        (4, 8),
+        (4,),
+    ),
     "webhooks": Scenario(
         "bench.scenarios.webhooks:run",
         "signed POST /webhook (task.progress for a claimed task) vs the same body to /echo",
@@ -67,6 +79,12 @@ SCENARIOS: dict[str, Scenario] = {
         "lock acquire (waiting) + release, 8 contended resources; exclusion checked from timestamps",
         (8, 32, 64),
         (32,),
+    ),
+    "soak": Scenario(
+        "bench.scenarios.soak:run",
+        "steady mixed load for --minutes (dispatch, workers, health, SSE): flat RSS, no error",
+        (1,),
+        (1,),
     ),
     "sse": Scenario(
         "bench.scenarios.fanout:run_sse",

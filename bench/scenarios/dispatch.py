@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bench.harness.load import Call, ClientEnv, Done, Group, HttpAnswer, HttpOp, Op, OpFailed
 from bench.harness.report import Check, ScenarioResult, TargetCheck
@@ -199,7 +199,7 @@ def run_batch(options: Options) -> ScenarioResult:
 
 def run_cycle(options: Options) -> ScenarioResult:
     """`python -m bench cycle`: `clients` dispatchers and WORKERS workers at once, node only."""
-    with Bench("cycle", options) as bench:
+    with Bench("cycle", replace(options, baseline=False)) as bench:
         if not (bench.has_route("/dispatch", "post") and bench.has_route("/cores/{core_id}/claim", "post")):
             bench.skip("node dispatch/claim routes: not served yet")
             return bench.result

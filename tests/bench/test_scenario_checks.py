@@ -6,6 +6,7 @@ import hashlib
 import hmac
 
 from bench.scenarios.locks import check_exclusion
+from bench.scenarios.soak import rss_slope
 from bench.scenarios.webhooks import sign
 
 
@@ -32,3 +33,12 @@ def test_x_signature_is_hmac_of_timestamp_dot_body() -> None:
     header = sign("s3cret", b'{"a":1}', 1700000000)
     expected = hmac.new(b"s3cret", b'1700000000.{"a":1}', hashlib.sha256).hexdigest()
     assert header == f"t=1700000000,v1={expected}"
+
+
+def test_rss_slope_sees_growth_only_in_the_second_half() -> None:
+    flat_after_warmup = [(float(t), 50.0 + min(t, 30) * 0.5, 0.0) for t in range(120)]
+    slope, growth = rss_slope(flat_after_warmup)
+    assert abs(slope) < 1e-9 and growth == 0.0
+    leaking = [(float(t), 50.0 + t / 60.0, 0.0) for t in range(120)]  # 1 MB per minute
+    slope, growth = rss_slope(leaking)
+    assert abs(slope - 1.0) < 1e-6 and growth > 0.9

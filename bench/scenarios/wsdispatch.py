@@ -1,0 +1,195 @@
+"""Task operations over `WS /ws/dispatch`, pipelined: dispatch (a window of requests in flight per
+connection), and the full worker cycle (claim -> heartbeat -> report for a window of tasks at once).
+Durability is checked as for HTTP: every acknowledged task is in the store after SIGTERM."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import trio_websocket
+
+from bench.harness.load import Call, ClientEnv, Done, Group, OpFailed
+from bench.harness.report import Check, ScenarioResult, TargetCheck
+from bench.harness.runner import NODE, Bench, Options
+from bench.harness.verify import check_acks_stored, stored_values
+from bench.scenarios.dispatch import CORES, WORKERS, task_body
+
+__all__ = ["WsDispatch", "WsWorkerCycle", "run_cycle", "run_dispatch"]
+
+Rpc = Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]
+
+
+@asynccontextmanager
+async def open_rpc(env: ClientEnv, path: str = "/ws/dispatch") -> AsyncIterator[Rpc]:
+    """A websocket to `path` (authenticated by the plan's Authorization header) and `rpc(requests)`:
+    send them all (pipelined), then wait for every answer (matched by `id`, any order)."""
+    url = env.base_url.replace("http://", "ws://", 1) + path
+    headers = [
+        (k.lower().encode(), v.encode()) for k, v in env.headers.items() if k.lower() == "authorization"
+    ]
+    ids = itertools.count(1)
+    async with trio_websocket.open_websocket_url(url, extra_headers=headers) as ws:
+
+        async def rpc(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            wanted = []
+            for request in requests:
+                request["id"] = next(ids)
+                wanted.append(request["id"])
+                await ws.send_message(json.dumps(request))
+            answers: dict[int, dict[str, Any]] = {}
+            pending = set(wanted)
+            while pending:
+                message = json.loads(await ws.get_message())
+                if message.get("id") in pending:
+                    pending.discard(message["id"])
+                    answers[message["id"]] = message
+            return [answers[i] for i in wanted]
+
+        yield rpc
+
+
+def _results(answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for answer in answers:
+        if not answer.get("ok"):
+            error = answer.get("error") or {}
+            raise OpFailed(f"ws {error.get('status', '?')}", str(error.get("detail", answer))[:300])
+    return [a["result"] for a in answers]
+
+
+@dataclass(frozen=True, slots=True)
+class WsDispatch:
+    """Per call: `window` dispatch requests in flight on the client's socket (each of `batch` tasks,
+    `dispatch_batch` when > 1); acks every task id."""
+
+    window: int = 20
+    batch: int = 1
+
+    @asynccontextmanager
+    async def open(self, env: ClientEnv) -> AsyncIterator[Call]:
+        """One socket per client."""
+        async with open_rpc(env) as rpc:
+
+            async def call(seq: int) -> Done:
+                first = seq * self.window * self.batch
+                if self.batch == 1:
+                    requests = [{"op": "dispatch", **task_body(first + i)} for i in range(self.window)]
+                else:
+                    requests = [
+                        {
+                            "op": "dispatch_batch",
+                            "tasks": [task_body(first + i * self.batch + j) for j in range(self.batch)],
+                        }
+                        for i in range(self.window)
+                    ]
+                results = _results(await rpc(requests))
+                ids = [
+                    str(t["task_id"])
+                    for r in results
+                    for t in (r.get("tasks", [r]) if self.batch > 1 else [r])
+                ]
+                return Done(items=len(ids), acks=tuple(ids))
+
+            yield call
+
+
+@dataclass(frozen=True, slots=True)
+class WsWorkerCycle:
+    """Per call: `window` claims in flight on the worker's socket, then heartbeats and succeeded reports
+    for the tasks it got (pipelined); acks the completed task ids."""
+
+    window: int = 10
+    cores: int = CORES
+    lease: float = 30.0
+    wait: float = 1.0
+
+    @asynccontextmanager
+    async def open(self, env: ClientEnv) -> AsyncIterator[Call]:
+        """One socket per worker; workers spread evenly over the cores."""
+        core = f"BENCH_{env.client_id % self.cores:02d}"
+        claim = {
+            "op": "claim",
+            "core_id": core,
+            "worker_id": f"ws-w{env.client_id}",
+            "lease": self.lease,
+            "wait": self.wait,
+        }
+        async with open_rpc(env) as rpc:
+
+            async def call(seq: int) -> Done:
+                claimed = [r for r in _results(await rpc([dict(claim) for _ in range(self.window)])) if r]
+                held = [(c["task"]["task_id"], c["lease_token"]) for c in claimed]
+                if not held:
+                    return Done(items=0)
+                _results(await rpc([{"op": "heartbeat", "task_id": t, "lease_token": k} for t, k in held]))
+                done = {"status": "succeeded", "result": {"seq": seq}}
+                reports = [{"op": "report", "task_id": t, "lease_token": k, **done} for t, k in held]
+                _results(await rpc(reports))
+                return Done(items=len(held), acks=tuple(str(t) for t, _ in held))
+
+            yield call
+
+
+def _node_only(bench: Bench) -> bool:
+    if bench.has_route("/ws/dispatch"):
+        return True
+    bench.skip("node WS /ws/dispatch: not served yet")
+    return False
+
+
+def run_dispatch(options: Options) -> ScenarioResult:
+    """`python -m bench ws-dispatch`: node only (the baseline has no dispatch semantics to compare)."""
+    with Bench("ws-dispatch", replace(options, baseline=False)) as bench:
+        if not _node_only(bench):
+            return bench.result
+        node = next(t for t in bench.targets() if t.name == NODE)
+        acked: list[str] = []
+        for clients in options.clients:
+            for run in range(options.runs):
+                groups = [Group("ws dispatch x20", WsDispatch(), clients, headers=bench.auth_headers())]
+                load, _ = bench.measure(node, groups, run=run)
+                acked += load.groups["ws dispatch x20"].acks
+        bench.stop_node()
+        stored = stored_values(bench.db_path, "SELECT id FROM tasks")
+        bench.result.checks.append(
+            check_acks_stored("every acknowledged task is in the store", acked, stored)
+        )
+        _finish(bench, "ws dispatch x20", "websocket dispatch tasks/s (durable)", 15_000)
+    return bench.result
+
+
+def run_cycle(options: Options) -> ScenarioResult:
+    """`python -m bench ws-cycle`: HTTP-free full cycle: ws dispatchers + WORKERS ws workers."""
+    with Bench("ws-cycle", replace(options, baseline=False)) as bench:
+        if not _node_only(bench):
+            return bench.result
+        node = next(t for t in bench.targets() if t.name == NODE)
+        acked: list[str] = []
+        for clients in options.clients:
+            for run in range(options.runs):
+                groups = [
+                    Group("ws dispatch x20", WsDispatch(), clients, headers=bench.auth_headers()),
+                    Group("ws worker cycle", WsWorkerCycle(), WORKERS, headers=bench.system_headers()),
+                ]
+                load, _ = bench.measure(node, groups, run=run)
+                acked += load.groups["ws worker cycle"].acks
+        bench.stop_node()
+        done = stored_values(bench.db_path, "SELECT id FROM tasks WHERE status = 'succeeded'")
+        bench.result.checks.append(
+            check_acks_stored("every reported task is succeeded in the store", acked, done)
+        )
+        _finish(bench, "ws worker cycle", f"full cycle tasks/s with {WORKERS} websocket workers", 3_000)
+    return bench.result
+
+
+def _finish(bench: Bench, group: str, target: str, threshold: float) -> None:
+    errors = sum(m.errors for m in bench.result.runs)
+    bench.result.checks.append(Check("no failed requests", errors == 0, f"{errors} errors in all runs"))
+    bench.result.finish()
+    row = bench.result.row(NODE, group)
+    if row is not None:
+        bench.result.targets.append(TargetCheck(target, row.items_ps, ">=", threshold, "/s"))
