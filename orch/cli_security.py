@@ -208,7 +208,11 @@ def _direct(args: argparse.Namespace, make: Callable[[Reply[T]], SecurityMsg]) -
             settings = security_settings(config)
             async with Database.open(db_path, synchronous=config.database.synchronous) as db:
                 async with open_actor(lambda: SecurityActor(db, settings), name="security") as ref:
-                    return await ref.ask(make)
+                    try:
+                        return await ref.ask(make)
+                    except SecurityError as exc:
+                        refused = exc  # raised once the actor and database closed cleanly
+        raise refused
 
     try:
         return trio.run(run)

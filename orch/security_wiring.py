@@ -142,10 +142,11 @@ def security_settings(config: Config) -> SecuritySettings:
         bcrypt_cost=sec.bcrypt_cost,
         lockout=LockoutPolicy(max_failures=sec.lockout_max_failures, window=sec.lockout_window),
         webhooks=_webhook_settings(sec),
-        audit_key=load_or_create_secret(data_dir, AUDIT_KEY_FILE, "audit chain key"),
         dev_mode=sec.dev_mode,
     )
-    _check_each_knob(settings)
+    _check_each_knob(settings)  # before creating anything more in the data dir
+    audit_key = load_or_create_secret(data_dir, AUDIT_KEY_FILE, "audit chain key")
+    settings = replace(settings, audit_key=audit_key)
     try:
         warnings = validate_settings(settings)
     except SettingsError as exc:  # pragma: no cover - every knob was checked on its own above
