@@ -19,6 +19,7 @@ from orch.config import FeedsConfig
 from orch.feeds.feed import EventFeed
 from orch.feeds.filters import EventFilter
 from orch.feeds.metrics import FeedMetrics
+from orch.http.task_views import event_json
 from runtime import Broadcast
 
 if TYPE_CHECKING:
@@ -70,10 +71,10 @@ class FeedHub:
 
     # -- shared encodings --------------------------------------------------------------------------------
     def json_text(self, event: StoredEvent) -> str:
-        """`event.as_dict()` as compact JSON, encoded once per event."""
+        """The event as compact JSON (the shape of GET /jobs/{id}/events), encoded once per event."""
         text = self._json.get(event.seq)
         if text is None:
-            text = _ENCODER.encode(event.as_dict())
+            text = _ENCODER.encode(event_json(event))
             cache = self._json
             if len(cache) >= _CACHE_SIZE:
                 del cache[next(iter(cache))]  # oldest inserted
