@@ -93,6 +93,9 @@ class SecurityConfig:
     admin_password: str | None = _f(None, secret=True)
     webhook_public_keys: tuple[str, ...] = _f(())  # Standard Webhooks v1a Ed25519 keys, "whpk_<base64>"
     metrics_anonymous: bool = _f(False)  # let Prometheus scrape /metrics without a token
+    # Per route class (read, write, worker, stream, auth, webhook, default): "write=6000/60" = 6000 requests
+    # per 60 s per principal (or client IP when anonymous), optional burst "write=6000/60/500".
+    rate_limits: tuple[str, ...] = _f(())
 
 
 @dataclass(frozen=True, slots=True)
