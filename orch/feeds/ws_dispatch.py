@@ -64,6 +64,7 @@ from orch.http.problems import (
     Forbidden,
     InternalError,
     ServiceUnavailable,
+    ShuttingDown,
     Unauthorized,
     ValidationFailed,
     problem_body,
@@ -109,6 +110,7 @@ class _DispatchConnection:
         self.principal = principal
         self.out = SocketWriter(heartbeat=hub.settings.heartbeat, capacity=hub.settings.ws_max_in_flight)
         self.slots = trio.Semaphore(hub.settings.ws_max_in_flight)
+        self.long_polls: set[trio.CancelScope] = set()
         self.handled = 0
 
     async def run(self) -> None:
@@ -137,8 +139,10 @@ class _DispatchConnection:
             with trio.CancelScope() as reading:
                 requests.start_soon(_cancel_on, node.shutdown_requested, reading)
                 await self._read_loop(principal, requests)
-            # Shutdown: stop reading; requests in flight still answer (the server's grace bounds them).
-            requests.cancel_scope.deadline = trio.current_time() + node.config.server.shutdown_grace
+            # Shutdown: stop reading. Claims waiting for work answer 503 at once; the other requests in
+            # flight finish and answer (the server's grace period bounds them).
+            for scope in self.long_polls:
+                scope.cancel()
         await self.out.send(json_fields(op="shutdown", detail="the node is shutting down"))
         await self.out.send(Close(CLOSE_GOING_AWAY, "node shutting down"))
         await trio.sleep_forever()  # the writer closes the socket and cancels us
@@ -163,8 +167,7 @@ class _DispatchConnection:
             action = _OPS[op]
             if action is not None and not is_allowed(principal.role, action):
                 raise Forbidden(f"The role {principal.role.value} may not {op} ({action.value}).")
-            result = await self._run(op, message, principal)
-            answer = _answer(request_id, result)
+            answer = _answer(request_id, await self._interruptible(op, message, principal))
         except trio.Cancelled:
             raise
         except Exception as exc:
@@ -177,6 +180,17 @@ class _DispatchConnection:
         await self.out.send(answer)
         self.handled += 1
         self.hub.metrics.delivered_batch(Transport.WS_DISPATCH, 1)
+
+    async def _interruptible(self, op: str, message: JsonObject, principal: Principal) -> Any:
+        """Run `op`; a claim (a long-poll) is cut short with 503 when the node begins shutting down."""
+        with trio.CancelScope() as scope:
+            if op == "claim":
+                self.long_polls.add(scope)
+            try:
+                return await self._run(op, message, principal)
+            finally:
+                self.long_polls.discard(scope)
+        raise ShuttingDown("The node is shutting down; claim again elsewhere or later.")
 
     async def _run(self, op: str, message: JsonObject, principal: Principal) -> Any:
         if op == "ping":

@@ -59,6 +59,7 @@ class _Subscription:
     feed: EventFeed
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     resume_after: int = 0  # every event up to here was queued for the client (or filtered out)
+    unsubscribed: bool = False
 
 
 async def serve_events_socket(hub: FeedHub) -> Response | None:
@@ -175,8 +176,9 @@ class _EventsConnection:
         sub = self.subs.get(sub_id)
         if sub is None:
             raise ValidationFailed("id", f"no subscription {sub_id!r}")
-        self._drop(sub)
+        sub.unsubscribed = True
         sub.scope.cancel()
+        self._drop(sub)
         await self.out.send(json_fields(op="unsubscribed", id=sub_id, last_seq=sub.resume_after))
 
     def _drop(self, sub: _Subscription) -> None:
@@ -210,7 +212,7 @@ class _EventsConnection:
             except FeedEnded as exc:
                 final = json_fields(op="ended", id=sub.id, last_seq=exc.last_seq, detail=str(exc))
         self._drop(sub)
-        if final is not None:
+        if final is not None and not sub.unsubscribed:
             await self.out.send(final)
 
 
