@@ -131,11 +131,18 @@ class Worker:
         ):
             self._nursery = nursery
             _log.info("worker %s claiming for %s at %s", s.worker_id, s.core, s.url)
+            refused: WorkerRefused | None = None
             while not self._stopping.is_set() and (s.max_tasks is None or self.done < s.max_tasks):
-                claimed = await self._claim(http)
+                try:
+                    claimed = await self._claim(http)
+                except WorkerRefused as exc:  # raised outside the nursery, not as an ExceptionGroup
+                    refused = exc
+                    break
                 if claimed is not None:
                     await self._run_task(http, claimed)
             nursery.cancel_scope.cancel()
+        if refused is not None:
+            raise refused
         _log.info("worker %s stopped after %d task(s)", s.worker_id, self.done)
 
     # --- claiming -----------------------------------------------------------------------------------------

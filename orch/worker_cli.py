@@ -27,9 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--id", dest="worker_id", help="worker id (default: <hostname>-<pid>)")
     p.add_argument("--lease", type=float, default=30.0, help="lease seconds per claim (default 30)")
     p.add_argument("--heartbeat", type=float, help="seconds between heartbeats (default lease/3, max 10)")
-    p.add_argument(
-        "--wait", type=float, default=30.0, help="long-poll seconds per claim (max 60)"
-    )
+    p.add_argument("--wait", type=float, default=30.0, help="long-poll seconds per claim (max 60)")
     p.add_argument("--max-tasks", type=int, help="exit after this many tasks")
     p.add_argument("--grace", type=float, default=30.0, help="on SIGTERM, let a command finish this long")
     p.add_argument("--tail-bytes", type=int, default=4096, help="output kept per stream for the report")
