@@ -32,6 +32,7 @@ from actors.security.messages import (
     JwtKey,
     ListUsers,
     LockoutPolicy,
+    RatePolicy,
     Role,
     SecurityMsg,
     SecuritySettings,
@@ -55,6 +56,7 @@ __all__ = [
     "generate_password",
     "load_or_create_secret",
     "print_first_admin",
+    "rate_limits",
     "security_settings",
     "security_spec",
 ]
@@ -141,6 +143,7 @@ def security_settings(config: Config) -> SecuritySettings:
         refresh_ttl=sec.refresh_token_ttl,
         bcrypt_cost=sec.bcrypt_cost,
         lockout=LockoutPolicy(max_failures=sec.lockout_max_failures, window=sec.lockout_window),
+        rate_limits=rate_limits(sec.rate_limits),
         webhooks=_webhook_settings(sec),
         dev_mode=sec.dev_mode,
     )
@@ -154,6 +157,26 @@ def security_settings(config: Config) -> SecuritySettings:
     for warning in warnings:
         _log.warning("security: %s", warning)
     return settings
+
+
+def rate_limits(entries: tuple[str, ...]) -> dict[str, RatePolicy]:
+    """The security actor's default limits, overridden by entries like "write=6000/60" or "read=600/60/50"."""
+    policies = dict(SecuritySettings().rate_limits)
+    for entry in entries:
+        name, _, spec = entry.partition("=")
+        parts = spec.split("/")
+        try:
+            limit, window = int(parts[0]), float(parts[1].removesuffix("s"))
+            burst = int(parts[2]) if len(parts) == 3 else None
+            if len(parts) > 3:
+                raise ValueError(entry)
+            policies[name.strip()] = RatePolicy(name.strip(), limit, window, burst)
+        except (ValueError, IndexError):
+            raise ConfigError(
+                f"security.rate_limits: {entry!r} must look like CLASS=LIMIT/WINDOW_SECONDS[/BURST], "
+                "e.g. write=6000/60"
+            ) from None
+    return policies
 
 
 def _webhook_settings(sec: SecurityConfig) -> WebhookSettings:

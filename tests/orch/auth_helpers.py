@@ -27,6 +27,9 @@ TEST_SECURITY: dict[str, Any] = {
     "security.admin_user": ADMIN_USER,
     "security.admin_password": ADMIN_PASSWORD,
     "security.metrics_anonymous": True,  # tests of /metrics's own auth switch it off
+    # Load-style tests must not trip the per-principal defaults (tests of the limits set their own);
+    # "auth" keeps its default (30/min per client).
+    "security.rate_limits": [f"{c}=1000000/60" for c in ("default", "read", "write", "worker", "stream")],
 }
 """Config overrides every test node gets (see conftest.start_node)."""
 

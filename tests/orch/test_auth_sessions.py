@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from orch.config import ConfigError
+from orch.security_wiring import rate_limits
 from orch.server import RunningNode
 
 from .auth_helpers import ADMIN_PASSWORD, ADMIN_USER, bearer, login
@@ -88,14 +90,27 @@ async def test_missing_or_malformed_bearer_is_401_with_www_authenticate(
     assert response.headers["content-type"] == "application/problem+json"
 
 
-async def test_successful_calls_carry_ratelimit_headers(node: RunningNode) -> None:
-    pair = await login(node.url, ADMIN_USER, ADMIN_PASSWORD)
-    async with httpx.AsyncClient(base_url=node.url, headers=bearer(pair["access_token"])) as http:
-        first = await http.get("/users")
-        second = await http.get("/users")
-    assert first.headers["ratelimit-policy"] == '"read";q=1200;w=60'
-    remaining = [int(r.headers["ratelimit"].split("r=")[1].split(";")[0]) for r in (first, second)]
-    assert remaining[1] == remaining[0] - 1
+async def test_calls_over_the_route_class_limit_get_429_and_every_answer_has_ratelimit_headers(
+    start_node: StartNode,
+) -> None:
+    running = await start_node(**{"security.rate_limits": ["read=3/60", "write=100/60/2"]})
+    pair = await login(running.url, ADMIN_USER, ADMIN_PASSWORD)
+    async with httpx.AsyncClient(base_url=running.url, headers=bearer(pair["access_token"])) as http:
+        reads = [await http.get("/users") for _ in range(4)]
+        writes = [await http.post("/users/nobody/disable") for _ in range(3)]
+    assert [r.status_code for r in reads] == [200, 200, 200, 429]
+    assert [r.headers["ratelimit-policy"] for r in reads] == ['"read";q=3;w=60'] * 4
+    assert [r.headers["ratelimit"].split(";")[1] for r in reads] == ["r=2", "r=1", "r=0", "r=0"]
+    assert 15 <= int(reads[3].headers["retry-after"]) <= 20
+    assert "retry-after" not in reads[0].headers
+    assert [r.status_code for r in writes] == [404, 404, 429]  # burst 2, then 100/min
+    assert writes[2].headers["ratelimit-policy"] == '"write";q=2;w=60'
+
+
+def test_rate_limit_config_is_validated() -> None:
+    with pytest.raises(ConfigError, match=r"security\.rate_limits"):
+        rate_limits(("write=lots",))
+    assert rate_limits(("write=10/1s",))["write"].limit == 10
 
 
 async def test_repeated_failures_lock_the_account_with_423_and_retry_after(start_node: StartNode) -> None:
