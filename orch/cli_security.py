@@ -46,7 +46,7 @@ from actors.security.messages import (
 from actors.storage import Database
 from orch.cli import EXIT_FAILURE, CliError
 from orch.config import Config, ConfigError, load_config
-from orch.http.routes_auth import token_info_json, user_json
+from orch.http.security_views import token_info_json, user_json
 from orch.security_wiring import generate_password
 from runtime import Reply, open_actor
 

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -44,6 +43,17 @@ from orch.http.auth import bearer_token, client_address, current_principal
 from orch.http.body import read_json_object
 from orch.http.problems import ServiceUnavailable, Unauthorized, ValidationFailed
 from orch.http.routing import QueryParam, Router
+from orch.http.security_views import (
+    ROLES,
+    TOKEN_INFO_SCHEMA,
+    TOKEN_PAIR_SCHEMA,
+    USER_SCHEMA,
+    array_of,
+    audit_json,
+    pair_json,
+    token_info_json,
+    user_json,
+)
 from runtime import ActorRef, Reply
 
 __all__ = ["audit_routes", "auth_routes", "token_routes", "user_routes"]
@@ -56,53 +66,10 @@ token_routes = Router("tokens")
 audit_routes = Router("audit")
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-_ROLES = [r.value for r in Role if r is not Role.SYSTEM]
-_NAME = r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}"
-_LONG = 4096  # login passwords: longer than bcrypt's 72 bytes still fails as a clean 401, not a 422
-
-# ---------------------------------------------------------------------------------------------- schemas
 _STR: dict[str, Any] = {"type": "string"}
 _NUM: dict[str, Any] = {"type": "number"}
-TOKEN_PAIR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "access_token": _STR,
-        "token_type": {"const": "Bearer"},
-        "expires_in": {"type": "integer", "description": "Seconds the access token stays valid."},
-        "expires_at": _NUM,
-        "refresh_token": _STR,
-        "refresh_expires_at": _NUM,
-        "role": {"enum": _ROLES},
-    },
-    "required": ["access_token", "token_type", "expires_in", "refresh_token", "role"],
-}
-USER_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "name": _STR,
-        "role": {"enum": _ROLES},
-        "disabled": {"type": "boolean"},
-        "created_at": _NUM,
-        "updated_at": _NUM,
-    },
-    "required": ["name", "role", "disabled"],
-}
-TOKEN_INFO_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "jti": _STR,
-        "name": _STR,
-        "created_by": _STR,
-        "created_at": _NUM,
-        "expires_at": _NUM,
-        "revoked_at": {"type": ["number", "null"]},
-    },
-    "required": ["jti", "name", "expires_at"],
-}
-
-
-def _array(items: dict[str, Any], key: str) -> dict[str, Any]:
-    return {"type": "object", "properties": {key: {"type": "array", "items": items}}, "required": [key]}
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}"
+_LONG = 4096  # login passwords: longer than bcrypt's 72 bytes still fails as a clean 401, not a 422
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -122,56 +89,8 @@ def _by() -> str:
     return principal.sub if principal is not None else "anonymous"
 
 
-def _pair(pair: TokenPair, now_left: float) -> dict[str, Any]:
-    return {
-        "access_token": pair.access_token,
-        "token_type": pair.token_type,
-        "expires_in": max(0, int(now_left)),
-        "expires_at": pair.access_expires_at,
-        "refresh_token": pair.refresh_token,
-        "refresh_expires_at": pair.refresh_expires_at,
-        "role": pair.role.value,
-    }
-
-
 def _pair_response(pair: TokenPair) -> Response:
-    return json_response(_pair(pair, pair.access_expires_at - time.time()), headers=_NO_STORE)
-
-
-def user_json(user: UserInfo) -> dict[str, Any]:
-    """The JSON form of a user (never a password hash)."""
-    return {
-        "name": user.name,
-        "role": user.role.value,
-        "disabled": user.disabled,
-        "created_at": user.created_at,
-        "updated_at": user.updated_at,
-    }
-
-
-def token_info_json(info: SystemTokenInfo) -> dict[str, Any]:
-    """The JSON form of a listed system token (never the token itself)."""
-    return {
-        "jti": info.jti,
-        "name": info.name,
-        "created_by": info.created_by,
-        "created_at": info.created_at,
-        "expires_at": info.expires_at,
-        "revoked_at": info.revoked_at,
-    }
-
-
-def _audit_json(row: AuditRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "at": row.at,
-        "type": row.type,
-        "subject": row.subject,
-        "client": row.client,
-        "data": row.data,
-        "prev_hash": row.prev_hash,
-        "hash": row.hash,
-    }
+    return json_response(pair_json(pair), headers=_NO_STORE)
 
 
 def _query_int(name: str, default: int, lo: int, hi: int) -> int:
@@ -263,7 +182,7 @@ async def logout() -> Response:
     "/users",
     summary="List users",
     auth="user.read",
-    response_schema=_array(USER_SCHEMA, "users"),
+    response_schema=array_of(USER_SCHEMA, "users"),
 )
 async def list_users() -> Response:
     """All users, sorted by name."""
@@ -279,7 +198,7 @@ async def list_users() -> Response:
     auth="user.manage",
     request_schema={
         "type": "object",
-        "properties": {"name": _STR, "password": _STR, "role": {"enum": _ROLES}},
+        "properties": {"name": _STR, "password": _STR, "role": {"enum": ROLES}},
         "required": ["name", "password", "role"],
     },
     response_schema=USER_SCHEMA,
@@ -290,7 +209,7 @@ async def create_user() -> Response:
     body = await read_json_object()
     name = body.req_str("name", aliases=("username",), max_len=64, pattern=_NAME)
     password = body.req_str("password", min_len=0, max_len=_LONG)
-    role = _role(body.req_str("role", choices=_ROLES))
+    role = _role(body.req_str("role", choices=ROLES))
     body.reject_unknown()
     by = _by()
     user: UserInfo = await _ask(lambda r: CreateUser(name, password, role, by, r))
@@ -357,13 +276,13 @@ async def reset_password(name: str) -> Response:
     "/users/<name>/role",
     summary="Change a user's role (revokes all its tokens)",
     auth="user.manage",
-    request_schema={"type": "object", "properties": {"role": {"enum": _ROLES}}, "required": ["role"]},
+    request_schema={"type": "object", "properties": {"role": {"enum": ROLES}}, "required": ["role"]},
     response_schema=USER_SCHEMA,
 )
 async def set_role(name: str) -> Response:
     """Give a user another role."""
     body = await read_json_object()
-    role = _role(body.req_str("role", choices=_ROLES))
+    role = _role(body.req_str("role", choices=ROLES))
     body.reject_unknown()
     by = _by()
     user: UserInfo = await _ask(lambda r: ChangeRole(name, role, by, r))
@@ -405,7 +324,7 @@ async def issue_token() -> Response:
     "/tokens",
     summary="List system tokens (never the tokens themselves)",
     auth="token.issue_system",
-    response_schema=_array(TOKEN_INFO_SCHEMA, "tokens"),
+    response_schema=array_of(TOKEN_INFO_SCHEMA, "tokens"),
 )
 async def list_tokens() -> Response:
     """Unexpired system tokens, revoked ones included."""
@@ -451,7 +370,7 @@ async def list_audit() -> Response:
     subject = request.args.get("subject") or None
     rows: tuple[AuditRow, ...] = await _ask(lambda r: ListAudit(r, after, limit, subject))
     next_after = rows[-1].id if len(rows) == limit else None
-    return json_response({"events": [_audit_json(row) for row in rows], "next_after": next_after})
+    return json_response({"events": [audit_json(row) for row in rows], "next_after": next_after})
 
 
 @audit_routes.get(
