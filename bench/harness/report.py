@@ -28,6 +28,7 @@ __all__ = [
     "Measurement",
     "ScenarioResult",
     "TargetCheck",
+    "cpu_ms_per_op",
     "format_table",
     "machine_info",
     "measurement_from",
@@ -46,7 +47,9 @@ PACKAGES = (
 class Measurement:
     """One target x group x concurrency, for one run (`run` >= 0) or the median of runs (`run` == -1).
 
-    `reference` names the target this one is compared with (its `ratio` is rps / reference rps).
+    `reference` names the target this one is compared with: `ratio` is rps / reference rps, and
+    `cost_ratio` is server CPU per operation / the reference's. CPU per operation does not depend on how
+    much CPU the server got, so on a busy machine `cost_ratio` is the steadier comparison.
     Rates are per second of wall time from the common start to the last finished client.
     """
 
@@ -73,10 +76,12 @@ class Measurement:
     error_samples: dict[str, str] = field(default_factory=dict)
     reference: str | None = None
     ratio: float = math.nan
+    server_cpu_ms_per_op: float = math.nan
+    cost_ratio: float = math.nan
     runs: int = 1
     extra: dict[str, float] = field(default_factory=dict)
     timeline: list[Bucket] = field(default_factory=list)
-    server_samples: list[tuple[float, float, float]] = field(default_factory=list)
+    server_samples: list[tuple[float, float, float, float]] = field(default_factory=list)
 
     @property
     def other_cpu_pct(self) -> float:
@@ -99,9 +104,12 @@ def measurement_from(
     reference: str | None = None,
     bucket: float = 1.0,
 ) -> Measurement:
-    """A run's measurement from the load generator's samples and the server's resource usage."""
+    """A run's measurement from the load generator's samples and the server's resource usage (CPU
+    counted over the load window only)."""
     elapsed = load.elapsed
     errors = sum(group.errors.values())
+    rps = group.ops / elapsed if elapsed > 0 else math.nan
+    cpu, box = usage.within(load.started_at, load.started_at + elapsed) if usage else (math.nan, math.nan)
     return Measurement(
         target=target,
         group=group.name,
@@ -111,20 +119,21 @@ def measurement_from(
         items=group.items,
         errors=errors + group.unfinished,
         elapsed=elapsed,
-        rps=group.ops / elapsed if elapsed > 0 else math.nan,
+        rps=rps,
         items_ps=group.items / elapsed if elapsed > 0 else math.nan,
         latency=summarize_latencies(group.latencies),
-        server_cpu_pct=usage.cpu_pct if usage else math.nan,
+        server_cpu_pct=cpu,
         server_rss_start_mb=usage.rss_start_mb if usage else math.nan,
         server_rss_peak_mb=usage.rss_peak_mb if usage else math.nan,
         server_rss_end_mb=usage.rss_end_mb if usage else math.nan,
         server_fds_peak=usage.fds_peak if usage else 0,
         client_cpu_pct=load.client_cpu_seconds / elapsed * 100.0 if elapsed > 0 else math.nan,
-        box_cpu_pct=usage.box_cpu_pct if usage else math.nan,
+        box_cpu_pct=box,
         unfinished=group.unfinished,
         error_kinds=dict(group.errors),
         error_samples=dict(group.error_samples),
         reference=reference,
+        server_cpu_ms_per_op=cpu_ms_per_op(cpu, rps),
         timeline=timeline(group.starts, group.latencies, bucket),
         server_samples=list(usage.samples) if usage else [],
     )
@@ -132,8 +141,13 @@ def measurement_from(
 
 _MEDIAN_FIELDS = (
     "elapsed", "rps", "items_ps", "server_cpu_pct", "server_rss_start_mb", "server_rss_peak_mb",
-    "server_rss_end_mb", "client_cpu_pct", "box_cpu_pct",
+    "server_rss_end_mb", "client_cpu_pct", "box_cpu_pct", "server_cpu_ms_per_op",
 )  # fmt: skip
+
+
+def cpu_ms_per_op(cpu_pct: float, rps: float) -> float:
+    """Server CPU milliseconds per operation, from its CPU % (of one core) and the operation rate."""
+    return cpu_pct * 10.0 / rps if rps > 0 else math.nan
 
 
 def summarize(runs: Sequence[Measurement]) -> list[Measurement]:
@@ -148,6 +162,8 @@ def summarize(runs: Sequence[Measurement]) -> list[Measurement]:
         ref = index.get((row.reference, row.group, row.clients)) if row.reference else None
         if ref is not None and ref.rps > 0:
             row.ratio = row.rps / ref.rps
+        if ref is not None and ref.server_cpu_ms_per_op > 0:
+            row.cost_ratio = row.server_cpu_ms_per_op / ref.server_cpu_ms_per_op
     return rows
 
 
@@ -254,8 +270,8 @@ def _num(value: float, digits: int = 0) -> str:
 
 def format_table(result: ScenarioResult) -> str:
     """The summary as an aligned text table, then checks, targets and notes."""
-    head = ("target", "group", "clients", "runs", "ops/s", "items/s", "p50 ms", "p95 ms", "p99 ms",
-            "errors", "srv CPU%", "srv RSS MB", "cli CPU%", "other CPU%", "ratio")  # fmt: skip
+    head = ("target", "group", "clients", "runs", "ops/s", "items/s", "p50 ms", "p95 ms", "p99 ms", "errors",
+            "srv CPU%", "srv ms/op", "srv RSS MB", "cli CPU%", "other CPU%", "ratio", "cost x")  # fmt: skip
     rows = [head]
     for m in sorted(result.summary, key=lambda m: (m.group, m.clients, m.target)):
         rows.append(
@@ -271,10 +287,12 @@ def format_table(result: ScenarioResult) -> str:
                 _num(m.latency.p99_ms, 1),
                 str(m.errors),
                 _num(m.server_cpu_pct),
+                _num(m.server_cpu_ms_per_op, 3),
                 _num(m.server_rss_peak_mb, 1),
                 _num(m.client_cpu_pct),
                 _num(m.other_cpu_pct),
                 _num(m.ratio, 2),
+                _num(m.cost_ratio, 2),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]

@@ -25,6 +25,7 @@ from bench.harness.report import (
     Check,
     Measurement,
     ScenarioResult,
+    cpu_ms_per_op,
     format_table,
     machine_info,
     measurement_from,
@@ -184,12 +185,23 @@ class Bench:
             if self._want_node:
                 self.node = self._stack.enter_context(
                     node_server(
-                        self.workdir / "node", self.credentials, self.options.node_env, self._node_config
+                        self.workdir / "node",
+                        self.credentials,
+                        self.options.node_env,
+                        self._node_config,
+                        wait=False,
                     )
                 )
-                self._record_idle_rss(self.node)
             if self.options.baseline:
-                self.baseline = self._stack.enter_context(baseline_server(self.workdir / "baseline"))
+                self.baseline = self._stack.enter_context(
+                    baseline_server(self.workdir / "baseline", wait=False)
+                )
+            # Both start at once (imports take seconds); then wait for each ready line.
+            for server in (self.node, self.baseline):
+                if server is not None:
+                    server.wait_ready()
+            if self.node is not None:
+                self._record_idle_rss(self.node)
         except BaseException:
             self._stack.close()
             raise
@@ -311,6 +323,7 @@ class Bench:
             client_cpu_pct=out.cpu_seconds / out.seconds * 100.0 if out.seconds > 0 else math.nan,
             box_cpu_pct=usage.box_cpu_pct,
             reference=reference,
+            server_cpu_ms_per_op=cpu_ms_per_op(usage.cpu_pct, out.rps),
             server_samples=list(usage.samples),
         )
         self.result.runs.append(m)

@@ -87,6 +87,25 @@ class ServerProcess:
     workdir: Path
     stdout_path: Path
     stderr_path: Path
+    ready_prefix: str
+
+    def wait_ready(self, within: float = 60.0) -> None:
+        """Wait for the line `<ready_prefix><url>` on stdout and take the URL from it; on failure the
+        process is stopped and `ServerError` shows the log's tail."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            for line in self.stdout_path.read_text(errors="replace").splitlines():
+                if line.startswith(self.ready_prefix):
+                    self.url = line[len(self.ready_prefix) :].strip()
+                    check_loopback(self.url)
+                    return
+            if self.popen.poll() is not None:
+                raise ServerError(
+                    f"{self.name} exited with {self.popen.returncode} before it was ready:\n{self.log_tail()}"
+                )
+            time.sleep(0.02)
+        self.stop()
+        raise ServerError(f"{self.name} was not ready within {within:.0f} s:\n{self.log_tail()}")
 
     @property
     def pid(self) -> int:
@@ -123,30 +142,20 @@ def start_server(
     ready_prefix: str,
     workdir: Path,
     env: Mapping[str, str],
-    ready_within: float = 60.0,
+    *,
+    wait: bool = True,
 ) -> ServerProcess:
-    """Start `argv` and wait for the line `<ready_prefix><url>` on its stdout."""
+    """Start `argv`; unless `wait` is False, wait for its ready line (`ServerProcess.wait_ready`)."""
     workdir.mkdir(parents=True, exist_ok=True)
     stdout_path, stderr_path = workdir / f"{name}.stdout", workdir / f"{name}.stderr"
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         popen = subprocess.Popen(
             list(argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=dict(env), cwd=workdir
         )
-    server = ServerProcess(name, popen, "", workdir, stdout_path, stderr_path)
-    deadline = time.monotonic() + ready_within
-    while time.monotonic() < deadline:
-        for line in stdout_path.read_text(errors="replace").splitlines():
-            if line.startswith(ready_prefix):
-                server.url = line[len(ready_prefix) :].strip()
-                check_loopback(server.url)
-                return server
-        if popen.poll() is not None:
-            raise ServerError(
-                f"{name} exited with {popen.returncode} before it was ready:\n{server.log_tail()}"
-            )
-        time.sleep(0.02)
-    server.stop()
-    raise ServerError(f"{name} was not ready within {ready_within:.0f} s:\n{server.log_tail()}")
+    server = ServerProcess(name, popen, "", workdir, stdout_path, stderr_path, ready_prefix)
+    if wait:
+        server.wait_ready()
+    return server
 
 
 def _clean_env(extra: Mapping[str, str]) -> dict[str, str]:
@@ -162,11 +171,14 @@ def node_server(
     credentials: Credentials,
     env: Mapping[str, str] | None = None,
     config_yaml: str | None = None,
+    *,
+    wait: bool = True,
 ) -> Iterator[ServerProcess]:
     """A fresh `orch serve` on `workdir/data` and a free 127.0.0.1 port; stopped (SIGTERM) on exit.
 
     `env` adds or overrides node settings, e.g. `{"ORCH_SERVER__ACCESS_LOG": "false"}`; `config_yaml`
-    is written to `workdir/config.yaml` and passed with `--config`.
+    is written to `workdir/config.yaml` and passed with `--config`. With `wait=False` the caller calls
+    `wait_ready()` (to start several servers at once).
     """
     data_dir = workdir / "data"
     argv = [sys.executable, "-m", "orch", "serve", "--host", "127.0.0.1", "--port", "0"]
@@ -175,7 +187,9 @@ def node_server(
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "config.yaml").write_text(config_yaml)
         argv += ["--config", str(workdir / "config.yaml")]
-    server = start_server("node", argv, NODE_READY, workdir, _clean_env({**credentials.env(), **(env or {})}))
+    server = start_server(
+        "node", argv, NODE_READY, workdir, _clean_env({**credentials.env(), **(env or {})}), wait=wait
+    )
     try:
         yield server
     finally:
@@ -183,11 +197,11 @@ def node_server(
 
 
 @contextmanager
-def baseline_server(workdir: Path) -> Iterator[ServerProcess]:
+def baseline_server(workdir: Path, *, wait: bool = True) -> Iterator[ServerProcess]:
     """The hello-world Quart-Trio app on Hypercorn's trio worker, on a free 127.0.0.1 port."""
     argv = [sys.executable, "-m", "bench.harness.baseline_app", "--host", "127.0.0.1", "--port", "0"]
     env = _clean_env({"PYTHONPATH": _repo_root()})
-    server = start_server("baseline", argv, BASELINE_READY, workdir, env)
+    server = start_server("baseline", argv, BASELINE_READY, workdir, env, wait=wait)
     try:
         yield server
     finally:
@@ -210,7 +224,26 @@ class ResourceUsage:
     rss_end_mb: float
     fds_peak: int
     box_cpu_pct: float
-    samples: tuple[tuple[float, float, float], ...]  # (offset s, rss MB, cpu % since previous sample)
+    samples: tuple[
+        tuple[float, float, float, float], ...
+    ]  # (offset s, rss MB, cpu %, box cpu %) per interval
+    started_at: float = 0.0  # wall clock of offset 0
+
+    def within(self, start: float, end: float) -> tuple[float, float]:
+        """Server and box CPU % over the wall-clock window [start, end], from the sampled intervals that
+        overlap it (so process start-up and drain outside a load window do not dilute the figure)."""
+        cpu = box = covered = 0.0
+        previous = 0.0
+        for offset, _, pct, box_pct in self.samples:
+            lo, hi = max(previous, start - self.started_at), min(offset, end - self.started_at)
+            if hi > lo:
+                cpu += pct * (hi - lo)
+                box += box_pct * (hi - lo)
+                covered += hi - lo
+            previous = offset
+        if covered <= 0:
+            return self.cpu_pct, self.box_cpu_pct
+        return cpu / covered, box / covered
 
 
 class ResourceMeter:
@@ -221,12 +254,13 @@ class ResourceMeter:
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample_loop, name="resource-meter", daemon=True)
-        self._samples: list[tuple[float, float, float]] = []
+        self._samples: list[tuple[float, float, float, float]] = []
         self._fds_peak = 0
         self._t0 = 0.0
         self.usage: ResourceUsage | None = None
 
     def __enter__(self) -> ResourceMeter:
+        self._wall0 = time.time()
         self._t0 = time.perf_counter()
         self._cpu0 = self._cpu()
         self._box0 = _box_busy()
@@ -255,6 +289,7 @@ class ResourceMeter:
             fds_peak=self._fds_peak,
             box_cpu_pct=(_box_busy() - self._box0) / elapsed * 100.0 if elapsed > 0 else float("nan"),
             samples=tuple(self._samples),
+            started_at=self._wall0,
         )
 
     def _cpu(self) -> float:
@@ -262,7 +297,7 @@ class ResourceMeter:
         return float(times.user + times.system)
 
     def _sample_loop(self) -> None:
-        last_t, last_cpu = self._t0, self._cpu0
+        last_t, last_cpu, last_box = self._t0, self._cpu0, self._box0
         while not self._stop.wait(self._interval):
             try:
                 rss = self._process.memory_info().rss / MB
@@ -270,10 +305,18 @@ class ResourceMeter:
                 self._fds_peak = max(self._fds_peak, self._process.num_fds())
             except psutil.NoSuchProcess:
                 return
+            box = _box_busy()
             now = time.perf_counter()
-            pct = (cpu - last_cpu) / (now - last_t) * 100.0 if now > last_t else 0.0
-            self._samples.append((now - self._t0, rss, pct))
-            last_t, last_cpu = now, cpu
+            span = now - last_t
+            if span > 0:
+                sample = (
+                    now - self._t0,
+                    rss,
+                    (cpu - last_cpu) / span * 100.0,
+                    (box - last_box) / span * 100.0,
+                )
+                self._samples.append(sample)
+            last_t, last_cpu, last_box = now, cpu, box
 
 
 def _box_busy() -> float:

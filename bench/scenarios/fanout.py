@@ -20,7 +20,7 @@ import httpx
 
 from bench.harness.fanout import FanoutPlan, FanoutResult, Subscribers
 from bench.harness.load import Done, Group, HttpAnswer, HttpOp, LoadPlan, Op, OpFailed, run_load
-from bench.harness.report import Check, Measurement, ScenarioResult, TargetCheck
+from bench.harness.report import Check, Measurement, ScenarioResult, TargetCheck, cpu_ms_per_op
 from bench.harness.runner import BASELINE, NODE, Bench, Options, Target, rss_mb
 from bench.harness.servers import ResourceMeter
 from bench.harness.stats import summarize_latencies
@@ -116,6 +116,7 @@ def measure_fanout(
             fan = subs.stop(after=SETTLE, until_seq=expected[-1] if expected else None)
     usage = meter.usage
     assert usage is not None
+    cpu, box = usage.within(load.started_at, fan.last_receive)
     check = check_streams_complete(f"{target.name} {kind} c={subscribers} run {run}", fan.digests, expected)
     bench.result.checks.append(check)
     failures = sum(subs.failures.values())
@@ -140,14 +141,15 @@ def measure_fanout(
         rps=fan.deliveries / window,
         items_ps=len(expected) / window,
         latency=summarize_latencies(fan.latencies),
-        server_cpu_pct=usage.cpu_pct,
+        server_cpu_pct=cpu,
         server_rss_start_mb=rss_before,
         server_rss_peak_mb=usage.rss_peak_mb,
         server_rss_end_mb=usage.rss_end_mb,
         server_fds_peak=usage.fds_peak,
         client_cpu_pct=(fan.cpu_seconds + load.client_cpu_seconds) / usage.seconds * 100.0,
-        box_cpu_pct=usage.box_cpu_pct,
+        box_cpu_pct=box,
         reference=target.reference,
+        server_cpu_ms_per_op=cpu_ms_per_op(cpu, fan.deliveries / window),
         extra=_extra(fan, subscribers, rss_before, rss_connected, connect_s, events_per_s),
         server_samples=list(usage.samples),
     )

@@ -5,6 +5,7 @@ Memory must stay flat (RSS slope over the second half of the run) and nothing ma
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 
 from bench.harness.fanout import FanoutPlan, Subscribers
@@ -25,7 +26,7 @@ WORKERS = 10
 SUBSCRIBERS = 50
 
 
-def rss_slope(samples: list[tuple[float, float, float]]) -> tuple[float, float]:
+def rss_slope(samples: Sequence[tuple[float, ...]]) -> tuple[float, float]:
     """Least-squares RSS slope (MB per minute) and growth (MB) over the second half of the samples."""
     half = samples[len(samples) // 2 :]
     if len(half) < 2:
@@ -77,7 +78,7 @@ def run(options: Options) -> ScenarioResult:
         errors = sum(m.errors for m in bench.result.runs)
         bench.result.checks.append(Check("no failed requests", errors == 0, f"{errors} errors"))
         assert meter.usage is not None
-        slope, growth = rss_slope(list(meter.usage.samples))
+        slope, growth = rss_slope(meter.usage.samples)
         bench.result.notes.append(f"RSS second half: slope {slope:+.2f} MB/min, growth {growth:+.1f} MB")
         bench.result.targets.append(
             TargetCheck("RSS growth over the second half of the soak", growth, "<", 5.0, " MB")

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.integration
 
 def test_health_scenario_measures_node_and_baseline_and_writes_json(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "bench", "health", "--quick", "--seconds", "1", "--warmup", "0",
-            "--clients", "4", "--no-wrk", "--no-plots", "--out", str(tmp_path)]  # fmt: skip
+            "--clients", "4", "--no-wrk", "--no-plots", "--out", str(tmp_path),
+            "--node-env", "ORCH_SECURITY__BCRYPT_COST=10"]  # fmt: skip
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=90, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "== health (quick) ==" in done.stdout

@@ -8,6 +8,7 @@ import pytest
 
 from bench.harness.load import Group, HttpOp, LoadPlan
 from bench.harness.report import Measurement, summarize
+from bench.harness.servers import ResourceUsage
 from bench.harness.stats import LatencySummary, median, percentile, summarize_latencies, timeline
 from bench.harness.wrk import parse_wrk
 
@@ -93,3 +94,14 @@ def test_wrk_output_is_parsed_with_errors_and_percentiles() -> None:
 def test_load_plans_refuse_anything_but_loopback(url: str) -> None:
     with pytest.raises(ValueError, match=r"only ever sent to 127\.0\.0\.1"):
         LoadPlan(url, (Group("g", HttpOp(), 1),), seconds=1.0)
+
+
+def test_resource_usage_counts_cpu_only_inside_the_load_window() -> None:
+    # 1 s idle start-up, 2 s at 80 % (box 150 %), 1 s idle drain; sampled every 0.5 s.
+    samples = [(0.5, 50.0, 0.0, 20.0), (1.0, 50.0, 0.0, 20.0)]
+    samples += [(1.0 + 0.5 * k, 60.0, 80.0, 150.0) for k in range(1, 5)]
+    samples += [(3.5, 60.0, 0.0, 20.0), (4.0, 60.0, 0.0, 20.0)]
+    usage = ResourceUsage(4.0, 40.0, 50.0, 60.0, 60.0, 10, 60.0, tuple(samples), started_at=1000.0)
+    assert usage.within(1001.0, 1003.0) == pytest.approx((80.0, 150.0))
+    assert usage.within(1000.0, 1004.0) == pytest.approx((40.0, 85.0))
+    assert usage.within(2000.0, 2001.0) == (40.0, 60.0)  # no overlap: the whole-run figures
