@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from quart import g
+from orch.http.auth import current_principal
 
 __all__ = ["caller_name"]
 
 
 def caller_name() -> str | None:
-    """The name of the authenticated caller of the current request, if authentication attached one."""
-    principal: Any = getattr(g, "principal", None)
-    if principal is None:
-        return None
-    name = getattr(principal, "sub", None)
-    return str(name) if name else None
+    """The subject of the current request's principal (a user or system-token name); None if anonymous."""
+    principal = current_principal()
+    return principal.sub if principal is not None else None
