@@ -60,6 +60,7 @@ def _load(args: argparse.Namespace, **overrides: object) -> Config:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from orch.datadir_lock import DataDirInUse
     from orch.server import BindError, run_node  # keep `orch --help` fast
 
     config = _load(args, **{"server.host": args.host, "server.port": args.port})
@@ -76,6 +77,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         bind = _find(exc, BindError)
         if bind is not None:
             raise CliError(str(bind.strerror), EXIT_FAILURE) from None
+        in_use = _find(exc, DataDirInUse)  # another node (or a restore) holds this database
+        if in_use is not None:
+            raise CliError(f"{in_use}; one node per database", EXIT_FAILURE) from None
         refused = _find(exc, ConfigError)  # found at start-up, e.g. an unsafe JWT secret
         if refused is not None:
             raise CliError("invalid configuration:\n  " + "\n  ".join(refused.problems)) from None

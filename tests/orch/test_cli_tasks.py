@@ -6,7 +6,9 @@ The CLI runs in a worker thread (it calls `trio.run` itself for --stay), so its 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import sys
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -224,3 +226,18 @@ async def test_the_http_client_sends_the_token_from_the_environment(
     monkeypatch.setenv("ORCH_TOKEN", "not-a-token")
     assert await orch("tasks") == 2
     assert "401" in capsys.readouterr().err
+
+
+async def test_a_second_orch_serve_on_the_same_database_is_refused_in_one_line(
+    start_node: StartNode, tmp_path: Path
+) -> None:
+    data = tmp_path / "held"
+    await start_node(**{"database.data_dir": data})
+    argv = [sys.executable, "-m", "orch", "serve", "--port", "0", "--data-dir", str(data)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+    with trio.fail_after(30):
+        result = await trio.run_process(argv, env=env, capture_stdout=True, capture_stderr=True, check=False)
+    assert result.returncode == 1
+    err = result.stderr.decode().strip().splitlines()
+    assert err[-1].startswith("orch: error: ") and "in use by another orch process" in err[-1]
+    assert b"Traceback" not in result.stderr
