@@ -96,14 +96,18 @@ class TaskProcess:
         """Start the command, feed stdin, collect output, and return when it has exited."""
         stdout, stderr = Tail(self.tail_bytes), Tail(self.tail_bytes)
         self._started = time.monotonic()
-        self.process = process = await trio.lowlevel.open_process(
-            list(self.command),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=dict(self.env),
-            start_new_session=True,  # its own process group: terminate() reaches its children too
-        )
+        try:
+            self.process = process = await trio.lowlevel.open_process(
+                list(self.command),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=dict(self.env),
+                start_new_session=True,  # its own process group: terminate() reaches its children too
+            )
+        except OSError as exc:  # not found, not executable: a failed attempt, like the shell's 127
+            stderr.write(f"cannot start {self.command[0]!r}: {exc.strerror or exc}\n".encode())
+            return ProcessResult(127, time.monotonic() - self._started, stdout, stderr, None)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._feed, process)

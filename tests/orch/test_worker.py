@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -242,3 +243,20 @@ async def test_the_worker_reconnects_with_backoff_when_the_node_comes_back(
             task = await dispatch(admin, "BACK")
             final = await wait_status(admin, task["task_id"], "succeeded", limit=20)
     assert final["result"]["stdout"] == "back\n"
+
+
+async def test_a_command_that_cannot_start_fails_the_attempt_and_the_worker_goes_on(
+    node: RunningNode,
+) -> None:
+    worker = Worker(settings(node, await token_for(node, "system"), "NOEXEC", "", max_tasks=2))
+    worker = Worker(replace(worker.settings, command=("/nonexistent/orch-test-command",)))
+    async with role_client(node, "operator") as ops:
+        first = await dispatch(ops, "NOEXEC", max_attempts=1)
+        second = await dispatch(ops, "NOEXEC", max_attempts=1)
+        with trio.fail_after(20):
+            await worker.run()
+        for task in (first, second):
+            final = (await ops.get(f"/tasks/{task['task_id']}")).json()
+            assert final["status"] == "dead"
+            assert final["error"].startswith("exit code 127\ncannot start '/nonexistent/orch-test-command'")
+    assert worker.completed == {"failed": 2}
