@@ -133,7 +133,8 @@ def measurement_from(
         error_kinds=dict(group.errors),
         error_samples=dict(group.error_samples),
         reference=reference,
-        server_cpu_ms_per_op=cpu_ms_per_op(cpu, rps),
+        # With several groups the server's CPU is shared: per-group CPU per operation would mislead.
+        server_cpu_ms_per_op=cpu_ms_per_op(cpu, rps) if len(load.groups) == 1 else math.nan,
         timeline=timeline(group.starts, group.latencies, bucket),
         server_samples=list(usage.samples) if usage else [],
     )

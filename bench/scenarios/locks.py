@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from bench.harness.load import Call, ClientEnv, Done, Group, HttpAnswer, OpFailed
-from bench.harness.report import Check, ScenarioResult, TargetCheck
+from bench.harness.report import Check, ScenarioResult
 from bench.harness.runner import NODE, Bench, Options
 from bench.scenarios.common import PostEcho
 
@@ -120,10 +120,4 @@ def run(options: Options) -> ScenarioResult:
         bench.result.checks.append(check_exclusion(acks))
         errors = sum(m.errors for m in bench.result.runs)
         bench.result.checks.append(Check("no failed requests", errors == 0, f"{errors} errors in all runs"))
-        bench.result.finish()
-        row = bench.result.row(NODE, GROUP)
-        if row is not None:
-            bench.result.targets.append(
-                TargetCheck("lock acquire+release p99", row.latency.p99_ms, "<", 200, " ms")
-            )
     return bench.result
