@@ -56,6 +56,20 @@ __all__ = [
 NODE = "orch"
 BASELINE = "baseline"
 
+# The bench measures capacity, not the per-principal rate limits (security defaults: writes 600/min,
+# streams 60/min per principal), which one benchmark principal would hit within seconds. Logins keep
+# their limit. `--node-config FILE` replaces this.
+BENCH_NODE_CONFIG = """\
+security:
+  rate_limits:
+    - default=100000000/60
+    - read=100000000/60
+    - write=100000000/60
+    - worker=100000000/60
+    - stream=100000000/60
+    - webhook=100000000/60
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Options:
@@ -162,8 +176,8 @@ class Bench:
         )
         self.credentials = Credentials.generate()
         self._want_node = node
-        if node_config is None and options.node_config is not None:
-            node_config = options.node_config.read_text()
+        if node_config is None:
+            node_config = options.node_config.read_text() if options.node_config else BENCH_NODE_CONFIG
         self._node_config = node_config
         self._stack = ExitStack()
         self._token: str | None = None
