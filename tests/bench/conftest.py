@@ -15,8 +15,8 @@ if str(REPO) not in sys.path:
 from bench.harness.servers import ServerProcess, baseline_server  # noqa: E402
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def baseline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """The hello-world baseline app, one per test module (it starts in ~1 s)."""
+    """The hello-world baseline app, shared by the bench tests (it starts in ~1-2 s)."""
     with baseline_server(tmp_path_factory.mktemp("baseline")) as server:
         yield server
