@@ -3,7 +3,9 @@ seam under concurrent writers, cancellation of a waiting reader (heartbeats), la
 
 from __future__ import annotations
 
+import json
 import random
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -146,3 +148,38 @@ async def test_closing_the_hub_ends_every_feed_after_what_it_holds(hub: FeedHub)
     with pytest.raises(FeedEnded):
         hub.open_feed(EventFilter(), after=None)
     await emit(hub, 1)  # publishing into a closed hub is a no-op, not an error
+
+
+GC_PROBE = """
+import gc, json, sys
+from orch.config import load_config
+from orch.feeds import apply_gc_tuning
+config = load_config(env={}, overrides=json.loads(sys.argv[1]))
+before = gc.get_threshold()
+tuning = apply_gc_tuning(config.feeds)
+print(json.dumps({"before": before, "after": gc.get_threshold(), "frozen": gc.get_freeze_count(),
+                  "reported": [tuning.frozen, list(tuning.thresholds)]}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("overrides", "frozen", "gen0"),
+    [
+        ({}, True, 100_000),
+        ({"feeds.gc_gen0_threshold": 50_000}, True, 50_000),
+        ({"feeds.gc_freeze": False, "feeds.gc_gen0_threshold": 0}, False, None),
+    ],
+)
+async def test_gc_tuning_follows_the_feeds_config(
+    overrides: dict[str, object], frozen: bool, gen0: int | None
+) -> None:
+    # In a subprocess: freezing this test process would keep every later test's garbage alive.
+    with trio.fail_after(30):
+        done = await trio.run_process(
+            [sys.executable, "-c", GC_PROBE, json.dumps(overrides)], capture_stdout=True, check=True
+        )
+    result = json.loads(done.stdout)
+    assert (result["frozen"] > 1000) is frozen
+    assert result["reported"][0] == result["frozen"]
+    assert result["after"][0] == (gen0 if gen0 is not None else result["before"][0])
+    assert result["reported"][1] == result["after"]
