@@ -53,13 +53,18 @@ class SseComment:
 
 
 class SseParser:
-    """The SSE line protocol (WHATWG HTML §9.2.6): feed it lines without their line endings."""
+    """The SSE line protocol (WHATWG HTML §9.2.6): feed it lines without their line endings.
+
+    As in browsers, `last_event_id` is set when a frame ends - also by a frame with an `id:` and no data,
+    which dispatches nothing - and persists until the next `id:`.
+    """
 
     def __init__(self) -> None:
         self._event = ""
         self._data: list[str] = []
-        self._id: str | None = None
+        self._id_buffer = ""
         self._retry: int | None = None
+        self.last_event_id = ""
 
     def feed(self, line: str) -> SseMessage | SseComment | None:
         """Process one line; returns a message on a blank line that ends one, or a comment."""
@@ -75,18 +80,18 @@ class SseParser:
         elif name == "data":
             self._data.append(value)
         elif name == "id" and "\0" not in value:
-            self._id = value
+            self._id_buffer = value
         elif name == "retry" and value.isdigit():
             self._retry = int(value)
         return None
 
     def _dispatch(self) -> SseMessage | None:
-        event, data, retry = self._event or "message", "\n".join(self._data), self._retry
-        message_id = self._id
-        self._event, self._data, self._id, self._retry = "", [], None, None
-        if not data and event == "message" and message_id is None:
-            return None  # nothing but a blank line (or a retry: hint)
-        return SseMessage(event, data, message_id, retry)
+        self.last_event_id = self._id_buffer
+        event, lines, retry = self._event or "message", self._data, self._retry
+        self._event, self._data, self._retry = "", [], None
+        if not lines:
+            return None  # no data: nothing to dispatch (an `id:` alone still moved last_event_id)
+        return SseMessage(event, "\n".join(lines), self.last_event_id or None, retry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +199,9 @@ async def _stream_once(
         parser = SseParser()
         async for line in response.aiter_lines():
             item = parser.feed(line)
+            if not line and parser.last_event_id.isdigit() and int(parser.last_event_id) != cursor.after:
+                cursor.after = int(parser.last_event_id)
+                progressed = True
             if isinstance(item, SseComment):
                 if item.text == "live":
                     cursor.live = progressed = True
@@ -202,9 +210,6 @@ async def _stream_once(
                 continue
             if item is None:
                 continue
-            if item.id is not None and item.id.isdigit():
-                cursor.after = int(item.id)
-                progressed = True
             if item.event in ("lagged", "shutdown"):
                 return progressed  # the server ends the stream; resume after cursor.after
             event = _event(item)

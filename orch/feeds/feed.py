@@ -49,7 +49,11 @@ class _Phase(enum.Enum):
 
 
 class EventFeed:
-    """Events matching `filter` with seq > `after` (or, if `after` is None, from now on), in seq order."""
+    """Events matching `filter` with seq > `after` (or, if `after` is None, from now on), in seq order.
+
+    A feed "from now on" starts after `live_from`, the last seq published before it subscribed, so its
+    `cursor` is a valid resume point from the start.
+    """
 
     def __init__(
         self,
@@ -60,6 +64,7 @@ class EventFeed:
         after: int | None,
         page: int,
         capacity: int,
+        live_from: int = 0,
     ) -> None:
         self._broadcast = broadcast
         self._database = database
@@ -68,7 +73,7 @@ class EventFeed:
         self._capacity = capacity
         self._sub: Subscription[StoredEvent] | None = None
         self._phase = _Phase.CATCH_UP if after is not None else _Phase.LIVE
-        self.cursor = after if after is not None else 0
+        self.cursor = after if after is not None else live_from
         """Highest seq handed out or skipped; a client resuming after it misses nothing."""
         if after is None:
             self._subscribe()

@@ -40,11 +40,14 @@ class FeedHub:
         self.broadcast: Broadcast[StoredEvent] = Broadcast(capacity=settings.buffer)
         self._database = database
         self._json: dict[int, str] = {}
+        self.last_seq = 0
+        """The last seq published (primed from the store at start-up): where a live-only feed starts."""
 
     # -- the sink ----------------------------------------------------------------------------------------
     def publish(self, event: StoredEvent) -> None:
         """The node's event sink: publish `event` under its type (a no-op once the hub is closed)."""
         if not self.broadcast.closed:
+            self.last_seq = event.seq
             self.broadcast.publish(event.type, event)
 
     @property
@@ -67,7 +70,12 @@ class FeedHub:
             after=after,
             page=self.settings.replay_page,
             capacity=self.settings.buffer,
+            live_from=self.last_seq,
         )
+
+    async def prime(self) -> None:
+        """Learn the last committed seq from the store (before the node serves)."""
+        self.last_seq = max(self.last_seq, await self._database().last_seq())
 
     # -- shared encodings --------------------------------------------------------------------------------
     def json_text(self, event: StoredEvent) -> str:
@@ -95,6 +103,7 @@ def attach_feeds(node: Node) -> FeedHub:
     metrics = FeedMetrics(node.metrics.registry)
     hub = FeedHub(node.config.feeds, node.database, metrics)
     node.event_sinks.append(hub.publish)
+    node.on_started.append(lambda _: hub.prime())
     node.metrics.add_refresh(metrics.refresher(hub.broadcast.statistics))
     if node.nursery is not None:
         node.nursery.start_soon(_close_on_shutdown, node, hub)

@@ -90,8 +90,10 @@ class SseBody:
         if not self._opened:
             self._opened = True
             self._hub.metrics.connections.labels(Transport.SSE).inc()
-            # Hypercorn sends the headers with the first body chunk: open the stream at once.
-            return f"retry: {RETRY_MS}\n: stream open\n\n{self._live_marker()}".encode()
+            # Hypercorn sends the headers with the first body chunk: open the stream at once. A stream
+            # without a replay names its starting seq (an `id:` alone sets the client's Last-Event-ID).
+            start = f"id: {self._feed.cursor}\n" if self._feed.live else ""
+            return f"retry: {RETRY_MS}\n: stream open\n{start}\n{self._live_marker()}".encode()
         batch: Sequence[StoredEvent] = ()
         with trio.move_on_after(self._heartbeat):
             try:

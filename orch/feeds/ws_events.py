@@ -168,7 +168,8 @@ class _EventsConnection:
         if self._no_subs.is_set():
             self._no_subs = trio.Event()
         # Queued before the pump starts, so `subscribed` always precedes the subscription's events.
-        await self.out.send(json_fields(op="subscribed", id=sub_id, after=after, **event_filter.to_query()))
+        subscribed = json_fields(op="subscribed", id=sub_id, after=feed.cursor, **event_filter.to_query())
+        await self.out.send(subscribed)
         assert self._nursery is not None
         self._nursery.start_soon(self._pump, sub)
 

@@ -153,6 +153,11 @@ class RawSse:
                 return
             assert isinstance(frame, SseComment), f"unexpected message before ': {text}': {frame}"
 
+    @property
+    def last_event_id(self) -> str | None:
+        """The stream's Last-Event-ID so far (None before any `id:`), as a browser would keep it."""
+        return self._parser.last_event_id or None
+
     async def aclose(self) -> None:
         """Drop the connection (abruptly, mid-stream if need be)."""
         await self.stream.aclose()

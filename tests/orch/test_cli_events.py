@@ -202,6 +202,17 @@ async def test_follow_events_raises_on_a_refusal_and_gives_up_when_bounded(start
         assert unreachable.value.status == 503
 
 
+def test_sse_parser_an_id_alone_moves_the_last_event_id_without_a_message() -> None:
+    parser = SseParser()
+    assert [parser.feed(line) for line in ["retry: 1000", ": stream open", "id: 41", ""]] == [
+        None,
+        SseComment("stream open"),
+        None,
+        None,
+    ]
+    assert parser.last_event_id == "41"
+
+
 def test_sse_parser_follows_the_line_protocol() -> None:
     parser = SseParser()
     lines = [
@@ -227,5 +238,5 @@ def test_sse_parser_follows_the_line_protocol() -> None:
         SseMessage("task.queued", "{\n}", "7", 500),
         None,
         None,
-        SseMessage("message", "x", None, None),
+        SseMessage("message", "x", "7", None),  # the last event id persists (as in browsers)
     ]

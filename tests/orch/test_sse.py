@@ -37,6 +37,23 @@ async def test_live_events_arrive_once_each_in_seq_order(start_node: StartNode) 
     assert received == emitted
 
 
+async def test_a_live_only_stream_names_its_start_so_a_reconnect_replays_nothing_old(
+    start_node: StartNode,
+) -> None:
+    node = await start_node()
+    headers = await auth_headers(node, "viewer")
+    old = await emit(node, 3)
+    with trio.fail_after(10):
+        async with await RawSse.open(node.url, TESTS, headers) as sse:
+            await sse.wait_comment("live")
+            start = sse.last_event_id
+        assert start is not None and int(start) >= old[-1].seq
+        missed = [e.seq for e in await emit(node, 2)]  # while disconnected
+        async with await RawSse.open(node.url, TESTS, {**headers, "Last-Event-ID": start}) as sse:
+            assert [seq_of(await sse.next_message()) for _ in missed] == missed
+            await sse.wait_comment("live")
+
+
 async def test_frames_carry_seq_as_id_and_type_as_event(start_node: StartNode) -> None:
     node = await start_node()
     headers = await auth_headers(node, "viewer")
