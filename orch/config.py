@@ -125,7 +125,9 @@ class FeedsConfig:
     """Live event feeds (SSE, websockets) and the GC tuning that keeps their fan-out cheap (DESIGN §7)."""
 
     heartbeat: float = _f(15.0, min=0.01, max=3600.0)  # seconds of silence before an SSE comment / ws ping
-    buffer: int = _f(1024, min=1, max=1_000_000)  # events a subscriber may fall behind before it is cut off
+    # Events a subscriber may fall behind before it is cut off. One group commit publishes all its events
+    # at once (two 1,000-task batches = 2,000), so this must stay well above a commit's worth.
+    buffer: int = _f(8192, min=1, max=1_000_000)
     replay_page: int = _f(500, min=1, max=10_000)  # events read from the store per replay query
     ws_max_in_flight: int = _f(64, min=1, max=10_000)  # pipelined requests per /ws/dispatch connection
     gc_freeze: bool = _f(True)  # `orch serve`: gc.freeze() once the node has started
