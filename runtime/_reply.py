@@ -107,7 +107,9 @@ class Reply(Generic[T]):
                 self._waiter = trio.lowlevel.current_task()
                 await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
             else:
-                await trio.lowlevel.checkpoint()
+                # Already answered: yield without a cancellation point, so the answer (a claimed task, a
+                # granted lock) is never lost to a deadline that fires in this instant.
+                await trio.lowlevel.cancel_shielded_checkpoint()
         except BaseException:
             self._abandon()
             raise
