@@ -212,6 +212,8 @@ async def _stream_once(
                 continue
             if item.event in ("lagged", "shutdown"):
                 return progressed  # the server ends the stream; resume after cursor.after
+            if item.event == "expired":
+                raise FeedError(401, "the token expired; get a fresh one and resume after the last seq")
             event = _event(item)
             if event is not None and await on_event(event):
                 cursor.done = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from quart import Response
@@ -12,6 +13,7 @@ from orch.feeds.sse import SSE_CONTENT_TYPE, sse_filter, sse_response
 from orch.feeds.ws_dispatch import serve_dispatch_socket
 from orch.feeds.ws_events import serve_events_socket
 from orch.http.app import current_node
+from orch.http.auth import current_principal
 from orch.http.problems import ServiceUnavailable, ShuttingDown
 from orch.http.routing import QueryParam, Router
 
@@ -45,7 +47,7 @@ def hub_of() -> FeedHub:
     query=(*_FILTERS, QueryParam("after", "Replay events with a greater seq first (the header wins).", _SEQ)),
     responses={
         200: "An event stream: `id:` = seq, `event:` = type, `data:` = the event as JSON; comment lines as "
-        "heartbeats; a final `lagged` or `shutdown` frame before the server ends the stream",
+        "heartbeats; a final `lagged`, `shutdown` or `expired` frame before the server ends the stream",
         401: "No or bad token",
         403: "The role may not stream events",
         422: "A bad filter or seq",
@@ -61,7 +63,8 @@ async def sse_events() -> Response:
         feed = hub.open_feed(event_filter, after=after)
     except FeedEnded:
         raise ShuttingDown() from None
-    return sse_response(hub, feed)
+    principal = current_principal()
+    return sse_response(hub, feed, expires_at=principal.expires_at if principal is not None else math.inf)
 
 
 @feeds.websocket(

@@ -5,13 +5,16 @@ the standard `Last-Event-ID` header (or `?after=SEQ`): the feed replays from the
 with no gap and no duplicate. When the client is behind, everything pending goes out as one body chunk.
 Silence is broken by a comment line every `feeds.heartbeat` seconds. A client that falls more than
 `feeds.buffer` events behind gets a final `lagged` frame and the stream ends; so does every stream when the
-node begins a graceful shutdown (`shutdown` frame). Both final frames carry `id:` = the seq to resume after.
+node begins a graceful shutdown (`shutdown` frame), and when the caller's token expires (`expired` frame:
+reconnect with a fresh token). Final frames carry `id:` = the seq to resume after.
 The comment `: live` marks the point where the replay has caught up (at once when there is no replay).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -73,10 +76,14 @@ def control_frame(kind: str, last_seq: int, detail: str) -> bytes:
 class SseBody:
     """The streaming body (an async iterator of chunks) of one SSE response; owns its feed."""
 
-    def __init__(self, hub: FeedHub, feed: EventFeed) -> None:
+    def __init__(self, hub: FeedHub, feed: EventFeed, *, expires_at: float = math.inf) -> None:
         self._hub = hub
         self._feed = feed
         self._heartbeat = hub.settings.heartbeat
+        # The stream ends when the caller's token expires (wall clock -> Trio clock, measured once).
+        self._expires = (
+            trio.current_time() + (expires_at - time.time()) if math.isfinite(expires_at) else math.inf
+        )
         self._opened = False
         self._live_sent = False
         self._done = False
@@ -94,8 +101,11 @@ class SseBody:
             # without a replay names its starting seq (an `id:` alone sets the client's Last-Event-ID).
             start = f"id: {self._feed.cursor}\n" if self._feed.live else ""
             return f"retry: {RETRY_MS}\n: stream open\n{start}\n{self._live_marker()}".encode()
+        if trio.current_time() >= self._expires:
+            detail = "the token expired; reconnect with a fresh one"
+            return self._final(control_frame("expired", self._feed.cursor, detail))
         batch: Sequence[StoredEvent] = ()
-        with trio.move_on_after(self._heartbeat):
+        with trio.move_on_at(min(trio.current_time() + self._heartbeat, self._expires)):
             try:
                 batch = await self._feed.next_batch()
             except FeedLagged as exc:
@@ -105,6 +115,8 @@ class SseBody:
                 return self._final(control_frame("shutdown", exc.last_seq, "the node is shutting down"))
         live = self._live_marker()
         if not batch:
+            if trio.current_time() >= self._expires:
+                return await self.__anext__()
             return live.encode() if live else _HEARTBEAT
         self._hub.metrics.delivered_batch(Transport.SSE, len(batch))
         frame = self._hub.sse_frame
@@ -131,9 +143,11 @@ class SseBody:
             self._hub.metrics.connections.labels(Transport.SSE).dec()
 
 
-def sse_response(hub: FeedHub, feed: EventFeed) -> Response:
-    """The streaming response for `feed` (no Quart response timeout: a stream lives as long as it needs)."""
+def sse_response(hub: FeedHub, feed: EventFeed, *, expires_at: float = math.inf) -> Response:
+    """The streaming response for `feed` (no Quart response timeout: a stream lives as long as it needs,
+    or until `expires_at`, the caller's token expiry in unix seconds)."""
     headers: dict[str, Any] = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    response = Response(SseBody(hub, feed), content_type=SSE_CONTENT_TYPE, headers=headers)
+    body = SseBody(hub, feed, expires_at=expires_at)
+    response = Response(body, content_type=SSE_CONTENT_TYPE, headers=headers)
     response.timeout = None
     return response

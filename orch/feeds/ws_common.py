@@ -108,9 +108,14 @@ async def ws_authenticate(action: Action, token: str | None) -> Principal:
     return await authorize(current_node(), action, token, route_class="stream", client=client)
 
 
-def expired(principal: Principal) -> bool:
-    """True once the principal's token has expired (long-lived sockets re-check it per message)."""
-    return math.isfinite(principal.expires_at) and principal.expires_at <= time.time()
+async def close_at_expiry(principal: Principal, out: SocketWriter) -> None:
+    """Close the socket (error + 4401) when the principal's token expires: streams never outlive it."""
+    if not math.isfinite(principal.expires_at):
+        return
+    await trio.sleep(max(0.0, principal.expires_at - time.time()))
+    error = Unauthorized("The token has expired; reconnect with a fresh one.")
+    await out.send(ws_error_message(error))
+    await out.send(Close(CLOSE_UNAUTHENTICATED, error.title))
 
 
 def close_code_for(error: ApiError) -> int:

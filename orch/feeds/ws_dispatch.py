@@ -44,10 +44,9 @@ from orch.feeds.hub import FeedHub
 from orch.feeds.metrics import Transport
 from orch.feeds.ws_common import (
     CLOSE_GOING_AWAY,
-    CLOSE_UNAUTHENTICATED,
     Close,
     SocketWriter,
-    expired,
+    close_at_expiry,
     first_message_auth,
     handshake_token,
     json_fields,
@@ -65,7 +64,6 @@ from orch.http.problems import (
     InternalError,
     ServiceUnavailable,
     ShuttingDown,
-    Unauthorized,
     ValidationFailed,
     problem_body,
 )
@@ -134,6 +132,7 @@ class _DispatchConnection:
             if principal is None:
                 await trio.sleep_forever()  # the writer closes the socket and cancels us
             await self.out.send(json_fields(op="authenticated", **principal_summary(principal)))
+        nursery.start_soon(close_at_expiry, principal, self.out)
         node = current_node()
         async with trio.open_nursery() as requests:
             with trio.CancelScope() as reading:
@@ -151,11 +150,6 @@ class _DispatchConnection:
         while True:
             await self.slots.acquire()  # bounded pipelining: stop reading while the window is full
             raw = await websocket.receive()
-            if expired(principal):
-                error = Unauthorized("The token has expired; reconnect with a fresh one.")
-                await self.out.send(_answer_error(None, error))
-                await self.out.send(Close(CLOSE_UNAUTHENTICATED, error.title))
-                await trio.sleep_forever()  # the writer closes the socket and cancels us
             requests.start_soon(self._request, principal, raw)
 
     async def _request(self, principal: Principal, raw: str | bytes) -> None:

@@ -28,10 +28,9 @@ from orch.feeds.hub import FeedHub
 from orch.feeds.metrics import Transport
 from orch.feeds.ws_common import (
     CLOSE_GOING_AWAY,
-    CLOSE_UNAUTHENTICATED,
     Close,
     SocketWriter,
-    expired,
+    close_at_expiry,
     first_message_auth,
     handshake_token,
     json_fields,
@@ -44,7 +43,7 @@ from orch.feeds.ws_common import (
 )
 from orch.http.app import current_node
 from orch.http.body import JsonObject
-from orch.http.problems import ApiError, Conflict, ShuttingDown, Unauthorized, ValidationFailed
+from orch.http.problems import ApiError, Conflict, ShuttingDown, ValidationFailed
 
 __all__ = ["MAX_SUBSCRIPTIONS", "serve_events_socket"]
 
@@ -112,18 +111,16 @@ class _EventsConnection:
         await self.out.send(Close(CLOSE_GOING_AWAY, "node shutting down"))
 
     async def _read_loop(self) -> None:
-        if self.principal is None:
-            self.principal = await first_message_auth(Action.EVENT_STREAM, self.out)
-            if self.principal is None:
+        principal = self.principal
+        if principal is None:
+            principal = self.principal = await first_message_auth(Action.EVENT_STREAM, self.out)
+            if principal is None:
                 await trio.sleep_forever()  # the writer closes the socket and cancels us
-            await self.out.send(json_fields(op="authenticated", **principal_summary(self.principal)))
+            await self.out.send(json_fields(op="authenticated", **principal_summary(principal)))
+        assert self._nursery is not None
+        self._nursery.start_soon(close_at_expiry, principal, self.out)
         while True:
             raw = await websocket.receive()
-            if expired(self.principal):
-                error = Unauthorized("The token has expired; reconnect with a fresh one.")
-                await self.out.send(ws_error_message(error))
-                await self.out.send(Close(CLOSE_UNAUTHENTICATED, error.title))
-                await trio.sleep_forever()
             try:
                 await self._handle(parse_message(raw))
             except ApiError as exc:

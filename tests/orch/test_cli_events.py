@@ -240,3 +240,15 @@ def test_sse_parser_follows_the_line_protocol() -> None:
         None,
         SseMessage("message", "x", "7", None),  # the last event id persists (as in browsers)
     ]
+
+
+async def test_follow_events_stops_with_401_when_the_token_expires(start_node: StartNode) -> None:
+    node = await start_node(**{"security.access_token_ttl": 1.0})
+    token = await token_for(node, "viewer")
+
+    async def ignore(event: FeedEvent) -> bool:
+        return False
+
+    with trio.fail_after(10), pytest.raises(FeedError) as expired:
+        await follow_events(node.url, token, {}, after=None, follow=True, on_event=ignore)
+    assert expired.value.status == 401

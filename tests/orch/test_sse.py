@@ -333,3 +333,18 @@ def _metric(text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[-1])
     raise AssertionError(f"{name} not in metrics")
+
+
+async def test_the_stream_ends_when_the_token_expires(start_node: StartNode) -> None:
+    node = await start_node(**{"security.access_token_ttl": 2.0, "feeds.heartbeat": 0.2})
+    headers = await auth_headers(node, "viewer")
+    with trio.fail_after(10):
+        async with await RawSse.open(node.url, TESTS, headers) as sse:
+            await sse.wait_comment("live")
+            [stored] = await emit(node, 1)
+            assert seq_of(await sse.next_message()) == stored.seq
+            final = await sse.next_message()
+            assert final.event == "expired" and final.id == str(stored.seq)
+            with pytest.raises(EOFError):
+                await sse.next()
+    # (Token checks allow 30 s of clock leeway; streams end at the token's own expiry.)

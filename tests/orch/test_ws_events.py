@@ -266,3 +266,16 @@ async def test_heartbeats_break_silence(start_node: StartNode) -> None:
             assert json.loads(await ws.get_message()) == {"op": "heartbeat"}
     text = (await node.node.metrics.render()).decode()
     assert 'orch_feed_connections{transport="ws_events"}' in text
+
+
+async def test_the_socket_closes_when_the_token_expires(start_node: StartNode) -> None:
+    node = await start_node(**{"security.access_token_ttl": 2.0})
+    with trio.fail_after(10):
+        async with events_socket(node) as ws:
+            await send(ws, op="subscribe", id="s", types=["test."])
+            assert (await receive(ws))["op"] == "subscribed"
+            error = await receive(ws, "live")
+            assert error["op"] == "error" and error["error"]["status"] == 401
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.get_message()
+    assert closed.value.reason.code == 4401
