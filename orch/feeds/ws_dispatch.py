@@ -154,7 +154,7 @@ class _DispatchConnection:
 
     async def _request(self, principal: Principal, raw: str | bytes) -> None:
         request_id: Any = None
-        try:
+        try:  # every failure becomes an answer; only cancellation escapes
             message = parse_message(raw)
             request_id = _request_id(message)
             op = message.req_str("op", max_len=32, choices=list(_OPS))
@@ -169,9 +169,12 @@ class _DispatchConnection:
             if isinstance(error, InternalError):
                 _log.error("ws dispatch request failed", exc_info=exc)
             answer = _answer_error(request_id, error)
+        try:
+            await self.out.send(answer)
         finally:
+            # Released only once the answer is queued: a client that stops reading answers also stops
+            # the server reading its requests (nothing piles up).
             self.slots.release()
-        await self.out.send(answer)
         self.handled += 1
         self.hub.metrics.delivered_batch(Transport.WS_DISPATCH, 1)
 
