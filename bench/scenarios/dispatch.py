@@ -232,5 +232,7 @@ def run_cycle(options: Options) -> ScenarioResult:
 
 
 def _errors_check(result: ScenarioResult) -> None:
+    """No failed request in any run; and the medians, which the targets are read from."""
     errors = sum(m.errors for m in result.runs)
     result.checks.append(Check("no failed requests", errors == 0, f"{errors} errors in all runs"))
+    result.finish()
