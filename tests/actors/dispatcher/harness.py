@@ -26,6 +26,7 @@ from actors.dispatcher.messages import (
     Report,
     ReportStatus,
     Requeue,
+    TaskStatus,
     TaskView,
 )
 from actors.dispatcher.sqlite_ops import Rules
@@ -34,7 +35,10 @@ from actors.storage import Database, StoredEvent
 from runtime import ActorRef, open_actor
 
 EPOCH = 1_800_000_000.0
-LONG = 3600.0  # a lease that never lapses by accident in a test
+LONG = 86_400.0  # a lease that never lapses by accident in a test
+QUIET = DispatcherConfig(sweep_interval_s=3600.0, retention_interval_s=86_400.0)
+"""No periodic timers to jump through: for tests that sleep long and need no sweeps (and that so prove
+the exact wake-up path, not the per-sweep re-poll of parked claims)."""
 
 
 def trio_clock() -> float:
@@ -80,6 +84,18 @@ class Harness:
 
     async def requeue(self, task_id: str) -> TaskView:
         return await self.ref.ask(lambda r: Requeue(task_id, r))
+
+    async def settles(self, task_id: str, *statuses: TaskStatus, within: float = 120.0) -> TaskView:
+        """Wait (virtual time) until the task has one of ``statuses``, for effects of background sweeps.
+
+        Asserting right after ``trio.sleep(past_the_deadline)`` races the sweep when a slow write lets
+        the mock clock jump over it; the sweep still acts within a sweep interval or two.
+        """
+        deadline = trio.current_time() + within
+        while (task := await self.get(task_id)).status not in statuses:
+            assert trio.current_time() < deadline, f"task is {task.status}, never became {statuses}"
+            await trio.sleep(0.5)
+        return task
 
     async def event_types(self, task_id: str) -> list[str]:
         events: tuple[StoredEvent, ...] = await self.ref.ask(lambda r: ListEvents(r, task_id=task_id))

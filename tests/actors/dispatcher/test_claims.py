@@ -114,13 +114,13 @@ async def _claim_in(d: Harness, scope: trio.CancelScope) -> None:
 
 
 async def test_delayed_task_is_not_claimed_before_not_before(
-    dispatcher: Harness, clock: trio.abc.Clock
+    quiet_dispatcher: Harness, clock: trio.abc.Clock
 ) -> None:
-    later = await dispatcher.dispatch("c", not_before=trio_clock() + 100.0, priority=9)
-    now = await dispatcher.dispatch("c")
-    first = await dispatcher.claim("c")
+    later = await quiet_dispatcher.dispatch("c", not_before=trio_clock() + 100.0, priority=9)
+    now = await quiet_dispatcher.dispatch("c")
+    first = await quiet_dispatcher.claim("c")
     assert first.task.id == now.task.id
-    second = await dispatcher.claim("c")
+    second = await quiet_dispatcher.claim("c")
     assert second.task.id == later.task.id
     assert trio_clock() >= later.task.not_before
 

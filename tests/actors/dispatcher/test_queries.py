@@ -71,7 +71,7 @@ async def test_queue_stats_show_depth_per_priority_age_and_throughput(
     a, b = stats.cores
     # the priority-1 task waited 10 s: worth more than one priority step (1 s), so it went first
     assert (a.core_id, a.queued, dict(a.queued_by_priority)) == ("a", 2, {2: 2})
-    assert a.oldest_queued_age_s is not None and 5.0 <= a.oldest_queued_age_s < 6.0
+    assert a.oldest_queued_age_s is not None and a.oldest_queued_age_s >= 5.0
     assert a.completions_per_s == pytest.approx(2 / 60)
     assert a.claims_per_s == pytest.approx(2 / 60)
     assert (b.core_id, b.queued, b.running, b.oldest_queued_age_s) == ("b", 0, 1, None)

@@ -12,7 +12,7 @@ from actors.dispatcher.messages import ClaimedTask, Report, ReportStatus, TaskNo
 from actors.dispatcher.policy import RetryPolicy
 from actors.dispatcher.sqlite_ops import Rules
 
-from .harness import running_dispatcher, trio_clock
+from .harness import QUIET, running_dispatcher, trio_clock
 
 
 async def test_held_task_keeps_its_lease_across_a_restart(db_path: Path, clock: trio.abc.Clock) -> None:
@@ -49,12 +49,12 @@ async def test_delayed_and_retrying_tasks_come_due_after_a_restart(
     db_path: Path, clock: trio.abc.Clock
 ) -> None:
     rules = Rules(retry=RetryPolicy(base_s=20.0, jitter=0.0))
-    async with running_dispatcher(db_path, rules=rules) as d:
+    async with running_dispatcher(db_path, config=QUIET, rules=rules) as d:
         delayed = await d.dispatch("c", not_before=trio_clock() + 30.0)
         await d.dispatch("r")
         failed = await d.claim("r")
         await d.report(failed, "failed")
-    async with running_dispatcher(db_path, rules=rules) as d:
+    async with running_dispatcher(db_path, config=QUIET, rules=rules) as d:
         got: list[ClaimedTask] = []
         async with trio.open_nursery() as nursery:
             nursery.start_soon(lambda: _append(got, d.claim("c")))
@@ -71,7 +71,7 @@ async def test_retention_prunes_old_finished_tasks_with_their_events_only(
     db_path: Path, clock: trio.abc.Clock
 ) -> None:
     config = DispatcherConfig(
-        retention_s=3600.0, retention_interval_s=60.0, prune_batch=2, sweep_interval_s=600.0
+        retention_s=3600.0, retention_interval_s=600.0, prune_batch=2, sweep_interval_s=3600.0
     )
     async with running_dispatcher(db_path, config=config) as d:
         old_done = []
@@ -83,8 +83,14 @@ async def test_retention_prunes_old_finished_tasks_with_their_events_only(
         await trio.sleep(3000)
         await d.dispatch("c")
         recent = await d.report(await d.claim("c"), "succeeded")
-        await trio.sleep(700)  # old ones are now past retention; the recent one is not
-        for task_id in old_done:
+        await trio.sleep(1300)  # the tick at 4200 s prunes the old ones (finished ~0 s), not the recent one
+        for task_id in old_done:  # pruning runs in the background: wait for it a little if needed
+            for _ in range(100):
+                try:
+                    await d.get(task_id)
+                except TaskNotFound:
+                    break
+                await trio.sleep(1)
             with pytest.raises(TaskNotFound):
                 await d.get(task_id)
             assert await d.event_types(task_id) == []

@@ -100,8 +100,7 @@ async def test_timed_out_task_retries_and_its_holder_loses_the_lease(
     await dispatcher.report(claimed, "running")
     await dispatcher.heartbeat(claimed)
     await trio.sleep(7)
-    task = await dispatcher.get(accepted.task.id)
-    assert task.status in (TaskStatus.RETRYING, TaskStatus.QUEUED)
+    task = await dispatcher.settles(accepted.task.id, TaskStatus.RETRYING, TaskStatus.QUEUED)
     assert task.error == "timed out after 5 s"
     with pytest.raises(StaleLease):
         await dispatcher.heartbeat(claimed)
@@ -110,8 +109,7 @@ async def test_timed_out_task_retries_and_its_holder_loses_the_lease(
     second = await dispatcher.claim("c")
     assert second.task.attempts == 2
     await trio.sleep(7)
-    task = await dispatcher.get(accepted.task.id)
-    assert task.status is TaskStatus.DEAD
+    task = await dispatcher.settles(accepted.task.id, TaskStatus.DEAD)
     types = await dispatcher.event_types(task.id)
     assert types.count("task.timed_out") == 2
     assert types[-1] == "task.dead"
