@@ -31,6 +31,7 @@ __all__ = ["Feed", "PublishTicks", "run_sse", "run_ws"]
 
 DELIVERIES_PER_S = 25_000
 SETTLE = 1.0  # seconds after connecting (registration) and after publishing (last deliveries)
+PUBLISHERS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,8 @@ def measure_fanout(
         connect_s = time.perf_counter() - started
         time.sleep(SETTLE)
         rss_connected = rss_mb(server)
-        publish = Group("publish", feed.publisher(per_call), clients=1, rate=events_per_s / per_call)
+        # Several publishers: one slow answer must not hold back the offered rate.
+        publish = Group("publish", feed.publisher(per_call), clients=PUBLISHERS, rate=events_per_s / per_call)
         before = feed.cursor(server.url)
         with ResourceMeter(server.pid) as meter:
             load = run_load(LoadPlan(server.url, (publish,), opts.seconds, processes=1, headers=feed.headers))
