@@ -105,6 +105,9 @@ class MonitoringConfig:
     enabled: bool = _f(True)
     sample_interval: float = _f(10.0, min=1.0, max=3600.0)
     retention_days: int = _f(30, min=1, max=3650)
+    # YAML file in `actors.monitor.config.settings_from_mapping`'s shape (rules, policies, repeat_interval_s,
+    # channels, ...), relative to the cwd; it overlays the defaults and the two keys above.
+    rules_file: Path | None = field(default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,9 @@ class NotificationsConfig:
     smtp_port: int = _f(587, min=1, max=65535)
     email_from: str | None = _f(None, min_len=3)
     email_to: tuple[str, ...] = _f(())
+    smtp_security: str = _f("starttls", choices=("starttls", "ssl", "none"))
+    smtp_username: str | None = _f(None, min_len=1)
+    smtp_password: str | None = _f(None, secret=True)
 
 
 @dataclass(frozen=True, slots=True)
