@@ -54,21 +54,23 @@ class Reply(Generic[T]):
         """True while the asker still waits for an answer."""
         return self._state is _State.PENDING
 
-    def send(self, value: T) -> None:
-        """Answer with ``value``. Dropped silently if the asker gave up."""
+    def send(self, value: T) -> bool:
+        """Answer with ``value``; False if the asker gave up (the answer is dropped: undo what it granted)."""
         if self._state is _State.ABANDONED:
-            return
+            return False
         self._check_pending()
         self._value = value
         self._settle()
+        return True
 
-    def fail(self, error: BaseException) -> None:
-        """Answer with an error, re-raised at the asker. Dropped silently if the asker gave up."""
+    def fail(self, error: BaseException) -> bool:
+        """Answer with an error, re-raised at the asker; False if the asker gave up (dropped)."""
         if self._state is _State.ABANDONED:
-            return
+            return False
         self._check_pending()
         self._error = error
         self._settle()
+        return True
 
     def on_abandon(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` (synchronously) when the asker gives up; at once if it already has."""
