@@ -30,13 +30,13 @@ class Committer:
         self._store = store
         self._clock = clock
         # (change, done callback, is a bounded audit-only entry)
-        self._queue: deque[tuple[Change, Callable[[], None] | None, bool]] = deque()
+        self._queue: deque[tuple[Change, Callable[[], object] | None, bool]] = deque()
         self._wake = trio.Event()
         self._audit_pending = 0
         self._audit_capacity = audit_capacity
         self.dropped = 0
 
-    def submit(self, change: Change, done: Callable[[], None] | None = None) -> None:
+    def submit(self, change: Change, done: Callable[[], object] | None = None) -> None:
         """Queue a state change; `done` runs after it committed."""
         self._queue.append((change, done, False))
         self._wake.set()

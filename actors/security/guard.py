@@ -8,7 +8,7 @@ from typing import Any
 import trio
 
 from actors.security.committer import AuditSampler, Committer
-from actors.security.messages import RateLimited
+from actors.security.messages import InvalidRequest, RateLimited
 from actors.security.ratelimit import GcraLimiter, RateDecision, RatePolicy
 from actors.security.settings import SecuritySettings
 from actors.security.store import AuditEntry, Change
@@ -27,6 +27,20 @@ class Guard:
         self._sampler = AuditSampler()
         self.committer = committer
         self.clock = clock
+
+    @property
+    def policies(self) -> Mapping[str, RatePolicy]:
+        """The rate-limit policies in force, by route class."""
+        return dict(self._policies)
+
+    def set_policies(self, policies: Mapping[str, RatePolicy], *, replace_all: bool) -> None:
+        """Install new policies (merged into the current ones unless `replace_all`); 'default' must stay."""
+        merged = dict(policies) if replace_all else {**self._policies, **policies}
+        if "default" not in merged:
+            raise InvalidRequest("rate limits need a 'default' policy")
+        self._policies = merged
+        self._default = merged["default"]
+        self._bad_tokens = merged.get("invalid_token", self._bad_tokens)
 
     def take(self, route_class: str, key: Hashable, client: str) -> RateDecision:
         """Spend one unit of `key`'s quota for `route_class`; RateLimited (and audited, sampled) if none."""
@@ -81,6 +95,6 @@ class Guard:
         if suppressed is not None:
             self.audit(type, subject, client, {**data, "suppressed": suppressed} if suppressed else data)
 
-    def commit(self, change: Change, done: Callable[[], None] | None = None) -> None:
+    def commit(self, change: Change, done: Callable[[], object] | None = None) -> None:
         """Queue a state change for an ordered, batched commit; `done` runs once it is durable."""
         self.committer.submit(change, done)
