@@ -26,6 +26,7 @@ from actors.security.messages import (
     CreateUser,
     DisableUser,
     Forbidden,
+    GetRateLimits,
     IssueSystemToken,
     ListAudit,
     ListSystemTokens,
@@ -38,12 +39,14 @@ from actors.security.messages import (
     RevokeToken,
     SecurityError,
     SecurityMsg,
+    SetRateLimits,
     Throttle,
     Unauthenticated,
     VerifyAudit,
     VerifyWebhook,
 )
 from actors.security.passwords import PasswordHasher
+from actors.security.ratelimit import RatePolicy
 from actors.security.roles import is_allowed
 from actors.security.sessions import Sessions
 from actors.security.settings import SecuritySettings, with_dev_defaults
@@ -138,6 +141,13 @@ class SecurityActor(Actor[SecurityMsg]):
             case ListAudit(after_id=after_id, limit=limit, subject=subject, reply=reply):
                 work = lambda: self._store.audit_rows(after_id, min(limit, 1000), subject)  # noqa: E731
                 self.spawn(self._read_after_commit, reply, work)
+            case SetRateLimits(policies=policies, by=by, reply=reply, replace_all=replace_all):
+                self._guard.set_policies(policies, replace_all=replace_all)
+                data = {name: _policy_text(p) for name, p in sorted(self._guard.policies.items())}
+                self._guard.audit("rate_limits_changed", by, None, data)
+                reply.send(self._guard.policies)
+            case GetRateLimits(reply=reply):
+                reply.send(self._guard.policies)
             case Authorize() | Throttle() | VerifyWebhook() | Login() | Refresh() | Logout():
                 raise AssertionError("handled in handle()")
             case _:
@@ -191,3 +201,8 @@ class SecurityActor(Actor[SecurityMsg]):
             if trio.current_time() - last_prune >= PRUNE_EVERY:
                 last_prune = trio.current_time()
                 await self._store.prune(now)
+
+
+def _policy_text(policy: RatePolicy) -> str:
+    burst = "" if policy.burst is None else f"/{policy.burst}"
+    return f"{policy.limit}/{policy.window:g}{burst}"

@@ -38,6 +38,7 @@ __all__ = [
     "CreateUser",
     "DisableUser",
     "Forbidden",
+    "GetRateLimits",
     "InvalidRequest",
     "IssueSystemToken",
     "JwtKey",
@@ -60,6 +61,7 @@ __all__ = [
     "SecurityError",
     "SecurityMsg",
     "SecuritySettings",
+    "SetRateLimits",
     "SettingsError",
     "SystemToken",
     "SystemTokenInfo",
@@ -379,6 +381,25 @@ class ListAudit:
     subject: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SetRateLimits:
+    """Replace the rate-limit policies of the route classes named in `policies` at runtime (the others keep
+    theirs; `replace_all` drops every class not named). A 'default' policy must remain. Answers the full
+    set now in force; audited as `rate_limits_changed`. Existing per-key state carries over."""
+
+    policies: Mapping[str, RatePolicy]
+    by: str
+    reply: Reply[Mapping[str, RatePolicy]]
+    replace_all: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GetRateLimits:
+    """The rate-limit policies in force, by route class."""
+
+    reply: Reply[Mapping[str, RatePolicy]]
+
+
 SecurityMsg = (
     Authorize
     | Throttle
@@ -396,5 +417,7 @@ SecurityMsg = (
     | VerifyWebhook
     | VerifyAudit
     | ListAudit
+    | SetRateLimits
+    | GetRateLimits
 )
 """Everything the security actor accepts."""
