@@ -34,6 +34,7 @@ from orch.health import (
 )
 from orch.logs import register_secret
 from orch.metrics import Metrics
+from orch.monitoring import Monitoring, open_monitoring
 from runtime import ActorRef, Backoff, ChildSpec, Intensity, Strategy, Supervisor, supervisor
 
 __all__ = ["ActorSpecs", "ComponentHealth", "HealthReport", "Node", "open_node"]
@@ -65,6 +66,7 @@ class Node:
         self.on_started: list[Callable[[Node], Awaitable[None]]] = []
         self.event_sinks: list[Callable[[StoredEvent], None]] = []
         self.feeds: FeedHub | None = None  # live event feeds (SSE, websockets), set by open_node
+        self.monitoring: Monitoring | None = None  # monitor + notifier handles, set by orch.monitoring
         self._probes: dict[str, HealthProbe] = {}
         self._totals: list[TotalsSource] = []
 
@@ -168,6 +170,7 @@ async def open_node(config: Config, *, actors: ActorSpecs | None = None) -> Asyn
             stack.callback(node.feeds.close)
             stack.enter_context(hold_db_lock(db_path))  # one node per database file (SQLite mode)
             await _open_database(node, stack)
+            await open_monitoring(node, stack)  # metrics.db outlives monitor restarts
             await _start_supervisor(node, stack, actors)
             for hook in node.on_started:
                 await hook(node)
