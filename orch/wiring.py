@@ -17,6 +17,7 @@ from actors.dispatcher.sqlite_ops import Rules
 from actors.dispatcher.sqlite_store import SqliteTaskStore
 from actors.locks.actor import LockManager
 from actors.storage import Database, Tx
+from orch.monitoring import monitor_specs
 from orch.security_wiring import security_spec
 from runtime import (
     ChildCrashed,
@@ -43,7 +44,8 @@ def actor_specs(node: Node) -> list[ChildSpec]:
     dispatcher = worker("dispatcher", lambda: _NodeDispatcher(db), capacity=4096)
     locks = worker("locks", lambda: LockManager(db), capacity=4096)
     node.dispatcher, node.locks = dispatcher.ref, locks.ref
-    return [security_spec(node), dispatcher, locks]  # security first: it authorises every request
+    # security first: it authorises every request; the monitor after what it samples
+    return [security_spec(node), dispatcher, locks, *monitor_specs(node)]
 
 
 class _NodeDispatcher(DispatcherActor):
