@@ -45,6 +45,7 @@ class Action(StrEnum):
     TOKEN_ISSUE_SYSTEM = "token.issue_system"
     TOKEN_REVOKE = "token.revoke"
     AUDIT_READ = "audit.read"
+    SETTINGS_MANAGE = "settings.manage"  # runtime-changeable settings (rate limits)
     # the worker protocol and integrations
     WORKER_CLAIM = "worker.claim"
     WORKER_HEARTBEAT = "worker.heartbeat"
@@ -77,6 +78,7 @@ _TABLE: dict[Action, frozenset[Role]] = {
     Action.TOKEN_ISSUE_SYSTEM: _ADMIN,
     Action.TOKEN_REVOKE: _ADMIN,
     Action.AUDIT_READ: _ADMIN,
+    Action.SETTINGS_MANAGE: _ADMIN,
     Action.WORKER_CLAIM: _SYSTEM,
     Action.WORKER_HEARTBEAT: _SYSTEM,
     Action.WORKER_REPORT: _SYSTEM,

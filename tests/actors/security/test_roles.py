@@ -29,6 +29,7 @@ EXPECTED: dict[str, set[str]] = {
     "token.issue_system": {ADM},
     "token.revoke": {ADM},
     "audit.read": {ADM},
+    "settings.manage": {ADM},
     "worker.claim": {SYS},
     "worker.heartbeat": {SYS},
     "worker.report": {SYS},
