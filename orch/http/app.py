@@ -86,6 +86,7 @@ def create_app(node: Node, *, routers: Iterable[Router] = ()) -> OrchApp:
     from orch.http.routes_admin import admin
     from orch.http.routes_auth import audit_routes, auth_routes, token_routes, user_routes
     from orch.http.routes_locks import locks
+    from orch.http.routes_monitor import monitor_routes
     from orch.http.routes_tasks import tasks
     from orch.http.routes_workers import workers
     from orch.http.webhook import webhook_routes
@@ -99,6 +100,7 @@ def create_app(node: Node, *, routers: Iterable[Router] = ()) -> OrchApp:
     app.node = node
     security_routers = [auth_routes, user_routes, token_routes, audit_routes, webhook_routes]
     task_routers = [tasks, workers, locks, admin]
+    task_routers.append(monitor_routes)  # alerts, silences, metric history, recoveries, rate limits
     app.routes = install(app, [ops, *security_routers, *task_routers, feeds, *routers])
     app.openapi = build_openapi(app.routes, version=node.version)
     app.before_request(_mark_route)
