@@ -18,6 +18,7 @@ from actors.locks.messages import (
     LockUnavailable,
     NotOwner,
 )
+from actors.monitor.messages import InvalidQuery
 from actors.security.messages import SecurityError
 from orch.http.problems import (
     ApiError,
@@ -108,3 +109,4 @@ def install_error_mappings() -> None:
     register_error(NotOwner, _lock_conflict("lock-not-owner"))
     register_error(LockNotHeld, _lock_conflict("lock-not-held"))
     register_error(LockExpired, _lock_conflict("lock-expired"))
+    register_error(InvalidQuery, lambda exc: ValidationFailed("", str(exc)))  # monitor queries
