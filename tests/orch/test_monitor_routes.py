@@ -1,4 +1,4 @@
-"""The monitoring endpoints on a real node: alerts, silences, metric history, series, recoveries, rate limits."""
+"""Monitoring endpoints on a real node: alerts, silences, metric history, series, recoveries, rate limits."""
 
 from __future__ import annotations
 
