@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import trio
+
 from runtime import ChildState, ChildStatus, SupervisorStatus
 
 __all__ = [
@@ -14,6 +16,8 @@ __all__ = [
     "HealthProbe",
     "HealthReport",
     "OverallStatus",
+    "ProbeRound",
+    "SharedProbes",
     "TotalsSource",
     "overall",
     "supervisor_components",
@@ -63,6 +67,63 @@ class HealthReport:
             },
             "totals": dict(self.totals),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRound:
+    """What one run of every probe and totals source found."""
+
+    components: Mapping[str, ComponentHealth]
+    totals: Mapping[str, Any]
+
+
+class SharedProbes:
+    """Runs a probe round at most once per `max_age` seconds; callers arriving meanwhile share it.
+
+    A `/health` flood would otherwise queue one database read (a thread round trip) per request.
+    """
+
+    def __init__(self, run: Callable[[], Awaitable[ProbeRound]], *, max_age: float) -> None:
+        self._run = run
+        self.max_age = max_age
+        self._last: ProbeRound | None = None
+        self._last_at = 0.0
+        self._generation = 0
+        self._inflight: trio.Event | None = None
+        self.rounds = 0
+
+    def invalidate(self) -> None:
+        """Forget the last round (the set of probes changed): the next caller runs a fresh one."""
+        self._last = None
+        self._generation += 1
+
+    def _fresh(self) -> ProbeRound | None:
+        if self._last is not None and trio.current_time() - self._last_at < self.max_age:
+            return self._last
+        return None
+
+    async def get(self) -> ProbeRound:
+        """The last round if it is younger than `max_age`, else the round in flight, else a new one."""
+        fresh = self._fresh()
+        if fresh is not None:
+            return fresh
+        pending = self._inflight
+        if pending is not None:
+            await pending.wait()
+            fresh = self._fresh()
+            # The leader was cancelled or the probes changed meanwhile: run our own round.
+            return fresh if fresh is not None else await self._run()
+        done = self._inflight = trio.Event()
+        generation, started = self._generation, trio.current_time()
+        try:
+            found = await self._run()
+            self.rounds += 1
+            if generation == self._generation:
+                self._last, self._last_at = found, started
+            return found
+        finally:
+            self._inflight = None
+            done.set()
 
 
 def overall(components: Mapping[str, ComponentHealth], *, draining: bool) -> OverallStatus:

@@ -28,6 +28,8 @@ from orch.health import (
     ComponentHealth,
     HealthProbe,
     HealthReport,
+    ProbeRound,
+    SharedProbes,
     TotalsSource,
     overall,
     supervisor_components,
@@ -44,6 +46,7 @@ _log = logging.getLogger("orch.node")
 ActorSpecs = Callable[["Node"], Sequence[ChildSpec]]
 
 PROBE_DEADLINE = 2.0  # a probe slower than this counts as down: /health must answer promptly
+PROBE_MAX_AGE = 1.0  # /health reuses a probe round this young (a flood must not queue database reads)
 
 
 class Node:
@@ -69,6 +72,7 @@ class Node:
         self.monitoring: Monitoring | None = None  # monitor + notifier handles, set by orch.monitoring
         self._probes: dict[str, HealthProbe] = {}
         self._totals: list[TotalsSource] = []
+        self._probe_rounds = SharedProbes(self._probe_round, max_age=PROBE_MAX_AGE)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def request_shutdown(self) -> None:
@@ -103,13 +107,16 @@ class Node:
         if name in self._probes:
             raise ValueError(f"health probe {name!r} registered twice")
         self._probes[name] = probe
+        self._probe_rounds.invalidate()
 
     def add_totals(self, source: TotalsSource) -> None:
         """Merge `source()`'s counters into the `totals` of /health."""
         self._totals.append(source)
+        self._probe_rounds.invalidate()
 
     async def health(self) -> HealthReport:
-        """Run every probe concurrently (each bounded), add the supervisor's children, aggregate."""
+        """Probe results (at most PROBE_MAX_AGE old, see `SharedProbes`), the supervisor's children now,
+        aggregated."""
         results: dict[str, ComponentHealth] = {}
         if self.supervisor is not None:
             results.update(supervisor_components(self.supervisor.status()))
@@ -117,11 +124,9 @@ class Node:
             "http_requests": self.metrics.http.total,
             "http_requests_in_flight": self.metrics.http.in_flight_now,
         }
-        async with trio.open_nursery() as nursery:
-            for name, probe in self._probes.items():
-                nursery.start_soon(self._run_probe, name, probe, results)
-            for source in self._totals:
-                nursery.start_soon(self._run_totals, source, totals)
+        probed = await self._probe_rounds.get()
+        results.update(probed.components)
+        totals.update(probed.totals)
         return HealthReport(
             status=overall(results, draining=self.draining),
             timestamp=time.time(),
@@ -130,6 +135,17 @@ class Node:
             components=results,
             totals=totals,
         )
+
+    async def _probe_round(self) -> ProbeRound:
+        """Run every probe and totals source concurrently, each bounded by PROBE_DEADLINE."""
+        results: dict[str, ComponentHealth] = {}
+        totals: dict[str, Any] = {}
+        async with trio.open_nursery() as nursery:
+            for name, probe in self._probes.items():
+                nursery.start_soon(self._run_probe, name, probe, results)
+            for source in self._totals:
+                nursery.start_soon(self._run_totals, source, totals)
+        return ProbeRound(results, totals)
 
     @staticmethod
     async def _run_probe(name: str, probe: HealthProbe, results: dict[str, ComponentHealth]) -> None:

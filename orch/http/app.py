@@ -20,7 +20,7 @@ from orch.logs import correlation_id
 if TYPE_CHECKING:
     from orch.node import Node
 
-__all__ = ["OrchApp", "create_app", "current_node", "json_response", "problem_response"]
+__all__ = ["OrchApp", "create_app", "current_node", "json_response", "json_text", "problem_response"]
 
 _log = logging.getLogger("orch.http")
 
@@ -31,6 +31,7 @@ class OrchApp(QuartTrio):
     node: Node
     routes: list[RouteSpec]
     openapi: dict[str, Any]
+    openapi_body: bytes  # `openapi` encoded once: the document is ~100 KB and never changes
     edge: Edge
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
@@ -45,9 +46,14 @@ def current_node() -> Node:
     return cast(OrchApp, current_app).node
 
 
+def json_text(data: Any) -> str:
+    """`data` as the compact JSON text every response uses."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     """A compact JSON response."""
-    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+    body = json_text(data)
     return Response(body, status=status, headers=dict(headers or {}), content_type="application/json")
 
 
@@ -103,6 +109,7 @@ def create_app(node: Node, *, routers: Iterable[Router] = ()) -> OrchApp:
     task_routers.append(monitor_routes)  # alerts, silences, metric history, recoveries, rate limits
     app.routes = install(app, [ops, *security_routers, *task_routers, feeds, *routers])
     app.openapi = build_openapi(app.routes, version=node.version)
+    app.openapi_body = json_text(app.openapi).encode()
     app.before_request(_mark_route)
     install_auth(app)  # after _mark_route: refused requests are still counted under their route
     app.register_error_handler(Exception, _handle_error)

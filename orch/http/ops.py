@@ -40,7 +40,8 @@ HEALTH_SCHEMA: dict[str, Any] = {
     responses={200: "Healthy or degraded", 503: "A component is down, or the node is shutting down"},
 )
 async def health() -> Response:
-    """Per-component health; 503 when any component is down or the node is draining."""
+    """Per-component health; 503 when any component is down or the node is draining. Probe results
+    (database, actors' own probes, totals) may be up to 1 s old; supervised actors' states are current."""
     report = await current_node().health()
     return json_response(report.to_json(), 200 if report.ok else 503, {"Cache-Control": "no-store"})
 
@@ -69,4 +70,4 @@ async def metrics() -> Response:
 )
 async def openapi() -> Response:
     """Generated from the same registry the routes are installed from."""
-    return json_response(cast(OrchApp, current_app).openapi)
+    return Response(cast(OrchApp, current_app).openapi_body, content_type="application/json")
