@@ -84,6 +84,15 @@ def register_secret(value: str | bytes | None) -> None:
 
 # Cheap pre-check: the substitutions above only ever match text containing one of these.
 _TRIGGER = re.compile(r"bearer|basic|eyJ|pass|secret|token|api|wh[sp]", re.IGNORECASE)
+# The same on lower-cased ASCII text: IGNORECASE makes the scan ~6x slower, and this runs on every
+# string of every log line (non-ASCII text keeps the case-folding regex: U+017F long s folds to "s").
+_TRIGGER_LOWER = re.compile(r"bearer|basic|eyj|pass|secret|token|api|wh[sp]")
+
+
+def _triggered(text: str) -> bool:
+    if text.isascii():
+        return _TRIGGER_LOWER.search(text.lower()) is not None
+    return _TRIGGER.search(text) is not None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -92,7 +101,7 @@ def _secret_key(key: str) -> bool:
 
 
 def _scrub(text: str) -> str:
-    if _TRIGGER.search(text) is not None:
+    if _triggered(text):
         for pattern, replacement in _SECRET_IN_TEXT:
             text = pattern.sub(replacement, text)
     for secret in _registered:
