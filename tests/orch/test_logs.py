@@ -97,3 +97,11 @@ def test_redact_keeps_harmless_values_and_types() -> None:
         "bypass_cache": "yes",
         "session_id": REDACTED,
     }
+
+
+def test_secrets_in_text_are_masked_whatever_the_case_or_alphabet() -> None:
+    assert redact("AUTH: BEARER abc.123") == "AUTH: BEARER " + REDACTED
+    assert redact("PassWord=hunter22 ok") == "PassWord=" + REDACTED + " ok"
+    # U+017F (long s) case-folds to "s": non-ASCII text must still trip the pre-check.
+    long_s = "pa\u017f\u017fword=hunter22 caf\u00e9"
+    assert "hunter22" not in redact(long_s)
