@@ -108,6 +108,8 @@ class MonitoringConfig:
     # YAML file in `actors.monitor.config.settings_from_mapping`'s shape (rules, policies, repeat_interval_s,
     # channels, ...), relative to the cwd; it overlays the defaults and the two keys above.
     rules_file: Path | None = field(default=None)
+    metrics_refresh_interval: float = _f(5.0, min=0.05, max=3600.0)  # queue/lock gauges of /metrics (s)
+    metrics_max_cores: int = _f(200, min=1, max=100_000)  # cores exported per gauge; the rest sum to "other"
 
 
 @dataclass(frozen=True, slots=True)
