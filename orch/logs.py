@@ -118,9 +118,10 @@ def redact(value: Any, *, _depth: int = 0) -> Any:
         return _scrub(value)
     if isinstance(value, bytes):
         return _scrub(value.decode("utf-8", "replace"))
-    if value is None or isinstance(value, bool | int | float):
+    # Tuples and the `dict` fast path: union types and the Mapping ABC check cost ~3x as much per value.
+    if value is None or isinstance(value, (bool, int, float)):
         return value
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         return {
             str(k): REDACTED if _secret_key(str(k)) else redact(v, _depth=_depth + 1)
             for k, v in value.items()

@@ -59,14 +59,27 @@ class HttpMetrics:
         self.in_flight = Gauge(
             "orch_http_requests_in_flight", "HTTP requests being handled now.", registry=registry
         )
+        # Read at scrape time: no gauge lock taken twice per request.
+        self.in_flight.set_function(lambda: self.in_flight_now)
         self.total = 0  # requests answered since start (for /health totals)
         self.in_flight_now = 0
+        # Labelled children by (method, route, status), bounded like the labels: `labels()` is a locked
+        # lookup plus validation, twice per request otherwise.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, method: str, endpoint: str, status: int, seconds: float) -> None:
         """Record one finished request."""
         label = bounded_method(method)
-        self.requests.labels(label, endpoint, str(status)).inc()
-        self.duration.labels(label, endpoint).observe(seconds)
+        key = (label, endpoint, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(label, endpoint, str(status)),
+                self.duration.labels(label, endpoint),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
         self.total += 1
 
 
