@@ -35,6 +35,7 @@ from actors.notifier import (
 from actors.notifier.messages import NotifierMsg
 from actors.security.messages import GetRateLimits, RatePolicy, SetRateLimits
 from orch.config import Config, ConfigError
+from orch.monitor_cores import DispatcherCores, core_health_source
 from orch.monitor_recovery import NodeRecovery
 from orch.monitor_samples import NodeSamples
 from orch.runtime_settings import RuntimeSettings
@@ -145,9 +146,10 @@ async def open_monitoring(node: Node, stack: AsyncExitStack) -> None:
     path = node.config.database.data_dir / "metrics.db"
     store = await stack.enter_async_context(MetricsStore.open(path))
     registry = RuntimeSettings()
-    node.monitoring = Monitoring(
-        settings, notify, store, NodeSamples(node), NodeRecovery(node, registry), registry
-    )
+    samples = NodeSamples(node)
+    samples.add_source(core_health_source(node))
+    recovery = NodeRecovery(node, registry, DispatcherCores(node))
+    node.monitoring = Monitoring(settings, notify, store, samples, recovery, registry)
     node.on_started.append(_after_start)
 
 

@@ -179,3 +179,67 @@ async def test_a_rate_limit_change_followed_by_throttling_is_rolled_back_and_not
         assert not verify_standard_webhook("whsec_" + base64.b64encode(b"x" * 24).decode(), headers, body)
     types = {b.get("type") for b in received.json_bodies()}
     assert "orch.alert.firing" in types and "orch.recovery" in types
+
+
+HEARTBEAT_RULES: dict[str, Any] = {
+    "interval_s": 1,
+    "system_metrics": False,
+    "rules": [
+        {
+            "name": "CoreHeartbeatLost",
+            "metric": "core_heartbeat_age_seconds",
+            "op": ">",
+            "value": 2,
+            "severity": "critical",
+            "summary": "core {core}: no worker heartbeat for {value:.0f}s",
+            "actions": ["requeue-core", "isolate-core"],
+        }
+    ],
+    "policies": [
+        {"name": "requeue-core", "kind": "requeue_core", "backoff_initial_s": 1},
+        {"name": "isolate-core", "kind": "isolate_core", "restore_after_s": 3},
+    ],
+}
+
+
+async def test_a_core_whose_worker_stops_heart_beating_is_isolated_and_its_task_requeued(
+    start_node: StartNode, tmp_path: Path
+) -> None:
+    config = {
+        "monitoring.sample_interval": 1.0,
+        "monitoring.rules_file": rules_file(tmp_path, HEARTBEAT_RULES),
+    }
+    node = await start_node(**config)
+    async with await client(node, "operator") as ops, await client(node, "system") as worker:
+        dispatched = await ops.post("/dispatch", json={"core_id": "c1", "max_attempts": 5})
+        assert dispatched.status_code in (200, 201, 202), dispatched.text
+        task_id = dispatched.json()["task_id"]
+        claim = await worker.post("/cores/c1/claim", json={"worker_id": "w1", "lease": 600, "wait": 5})
+        assert claim.status_code == 200, claim.text
+        token = claim.json()["lease_token"]
+        # ... and the worker goes silent: its 600 s lease would hold the task for ten minutes.
+
+        async def healed() -> list[dict[str, Any]] | None:
+            body = (await ops.get("/recoveries", params={"target": "c1"})).json()["recoveries"]
+            return body if {r["action"] for r in body} >= {"requeue_core", "isolate_core"} else None
+
+        records = {r["action"]: r for r in await until(healed, limit=20)}
+        assert records["requeue_core"]["outcome"] == "ok"
+        assert "re-queued 1 task" in records["requeue_core"]["detail"]
+        assert records["isolate_core"]["outcome"] == "ok"
+        task = (await ops.get(f"/tasks/{task_id}")).json()
+        assert task["status"] == "queued" and task["attempts"] == 1
+        late = await worker.post(f"/tasks/{task_id}/heartbeat", json={"lease_token": token})
+        assert late.status_code == 409  # the silent worker lost its lease
+        # Isolated: a claim gets nothing while the core is out of rotation ...
+        isolated = await worker.post("/cores/c1/claim", json={"worker_id": "w2", "wait": 0.5})
+        assert isolated.status_code == 204
+
+        # ... and once healthy for restore_after_s (no held task is silent), it is back in rotation.
+        async def restored() -> bool:
+            body = (await ops.get("/recoveries", params={"target": "c1"})).json()["recoveries"]
+            return any(r["action"] == "restore_core" and r["outcome"] == "ok" for r in body)
+
+        await until(restored, limit=20)
+        again = await worker.post("/cores/c1/claim", json={"worker_id": "w2", "wait": 5})
+        assert again.status_code == 200 and again.json()["task"]["task_id"] == task_id
