@@ -23,6 +23,7 @@ from actors.storage import Database, StoredEvent
 from orch import __version__
 from orch.config import Config
 from orch.datadir_lock import hold_db_lock
+from orch.domain_metrics import DomainMetrics, attach_domain_metrics
 from orch.feeds.hub import FeedHub, attach_feeds
 from orch.health import (
     ComponentHealth,
@@ -69,6 +70,7 @@ class Node:
         self.on_started: list[Callable[[Node], Awaitable[None]]] = []
         self.event_sinks: list[Callable[[StoredEvent], None]] = []
         self.feeds: FeedHub | None = None  # live event feeds (SSE, websockets), set by open_node
+        self.domain_metrics: DomainMetrics | None = None  # task/queue/lock/webhook metrics, set by open_node
         self.monitoring: Monitoring | None = None  # monitor + notifier handles, set by orch.monitoring
         self._probes: dict[str, HealthProbe] = {}
         self._totals: list[TotalsSource] = []
@@ -183,6 +185,7 @@ async def open_node(config: Config, *, actors: ActorSpecs | None = None) -> Asyn
             node.nursery = await stack.enter_async_context(trio.open_nursery())
             stack.callback(node.nursery.cancel_scope.cancel)  # runs after everything below has unwound
             node.feeds = attach_feeds(node)  # before the database: every committed event is published
+            node.domain_metrics = attach_domain_metrics(node)  # counts committed events; gauge refresher
             stack.callback(node.feeds.close)
             stack.enter_context(hold_db_lock(db_path))  # one node per database file (SQLite mode)
             await _open_database(node, stack)
