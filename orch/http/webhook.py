@@ -21,6 +21,7 @@ from actors.dispatcher.messages import (
     TaskView,
 )
 from actors.security.messages import VerifyWebhook, WebhookVerdict
+from orch.domain_metrics import counted_verification
 from orch.http.app import current_node, json_response
 from orch.http.auth import client_address, throttle
 from orch.http.body import JsonObject, parse_json_object
@@ -200,7 +201,7 @@ async def receive_webhook() -> Response:
     security = node.security
     if security is None:
         raise ServiceUnavailable("The security service is not running.")
-    verdict: WebhookVerdict = await security.ask_nowait(lambda r: VerifyWebhook(headers, raw, client, r))
+    verdict = await counted_verification(node, security, lambda r: VerifyWebhook(headers, raw, client, r))
     if not verdict.ok:
         raise _verification_error(verdict)
     mimetype = request.mimetype
