@@ -99,26 +99,27 @@ def current_principal() -> Principal | None:
     return cast(Principal | None, g.get("principal"))
 
 
-def _spec_for_request(app: OrchApp) -> RouteSpec | None:
+def _guard_for_request(app: OrchApp) -> tuple[Action, str] | None:
+    """The (action, route class) the matched route needs; None for anonymous or unmatched requests."""
     rule = request.url_rule
     if rule is None or rule.endpoint is None:
         return None
-    specs: dict[tuple[str, str], RouteSpec] = app.extensions[_SPECS_KEY]
+    guards: dict[tuple[str, str], tuple[Action, str]] = app.extensions[_SPECS_KEY]
     method = "GET" if request.method == "HEAD" else request.method
-    return specs.get((rule.endpoint, method))
+    return guards.get((rule.endpoint, method))
 
 
 async def _enforce() -> None:
     app = cast("OrchApp", current_app)
-    spec = _spec_for_request(app)
-    if spec is None or spec.auth is None:
+    guard = _guard_for_request(app)
+    if guard is None:
         return
     node = app.node
-    action = Action(spec.auth)
+    action, rate_class = guard
     if action is Action.METRICS_READ and node.config.security.metrics_anonymous:
         return
     token = bearer_token(request.headers.get("Authorization"))
-    g.principal = await authorize(node, action, token, route_class=route_class(spec), client=client_address())
+    g.principal = await authorize(node, action, token, route_class=rate_class, client=client_address())
 
 
 async def _rate_headers(response: Response) -> Response:
@@ -131,9 +132,14 @@ async def _rate_headers(response: Response) -> Response:
 
 def install_auth(app: OrchApp) -> None:
     """Enforce every installed route's `auth` (unknown action names fail here, at start-up)."""
+    # Resolved once here rather than per request: ValueError names a bad action at start-up.
+    app.extensions[_SPECS_KEY] = {
+        (s.endpoint, s.method): (Action(s.auth), route_class(s))
+        for s in app.routes
+        if s.auth is not None and not s.websocket
+    }
     for spec in app.routes:
         if spec.auth is not None:
-            Action(spec.auth)  # ValueError names the bad action
-    app.extensions[_SPECS_KEY] = {(s.endpoint, s.method): s for s in app.routes if not s.websocket}
+            Action(spec.auth)  # websocket routes too
     app.before_request(_enforce)
     app.after_request(_rate_headers)
