@@ -5,6 +5,8 @@ synchronously from memory; bcrypt runs in spawned tasks behind a CapacityLimiter
 applied in memory first and answered once the ordered, batched `Committer` made them durable.
 A background task reloads the stored state periodically so changes made by the CLI (another process on the
 same database) take effect here within `reload_interval` seconds.
+Webhook replay keys are checked in memory; an accepted delivery's keys are committed (group commit) before
+its verdict is sent, loaded again at start-up, and pruned from the database every `replay_prune_interval`.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from actors.security.roles import is_allowed
 from actors.security.sessions import Sessions
 from actors.security.settings import SecuritySettings, with_dev_defaults
 from actors.security.state import SecurityState
-from actors.security.store import SecurityStore
+from actors.security.store import Change, SecurityStore
 from actors.security.webhooks import WebhookVerdict, WebhookVerifier
 from actors.storage import Database
 from runtime import Actor, Reply
@@ -70,11 +72,13 @@ class SecurityActor(Actor[SecurityMsg]):
         *,
         clock: Callable[[], float] = time.time,
         reload_interval: float = 5.0,
+        replay_prune_interval: float = 60.0,
     ) -> None:
         settings = with_dev_defaults(settings)
         self._settings = settings
         self._clock = clock
         self._reload_interval = reload_interval
+        self._replay_prune_interval = replay_prune_interval
         self._store = SecurityStore(db, audit_key=settings.audit_key)
         self._state = SecurityState(settings)
         self._committer = Committer(self._store, clock)
@@ -86,12 +90,16 @@ class SecurityActor(Actor[SecurityMsg]):
         self._webhooks = WebhookVerifier(settings.webhooks)
 
     async def on_start(self) -> None:
-        """Migrate, load the stored state, warm bcrypt's dummy hash, start the committer and reloader."""
+        """Migrate, load the stored state and replay keys, warm bcrypt, start the committer and reloader."""
         await self._store.migrate()
-        self._state.merge(await self._store.load(self._clock()))
+        now = self._clock()
+        self._state.merge(await self._store.load(now))
+        limit = self._settings.webhooks.replay_cache_size
+        self._webhooks.restore(await self._store.load_replays(now, limit), now)
         await self._hasher.warm()
         self.spawn(self._committer.run)
         self.spawn(self._reload_forever)
+        self.spawn(self._prune_replays_forever)
 
     async def on_stop(self) -> None:
         """Commit whatever is still queued."""
@@ -105,7 +113,7 @@ class SecurityActor(Actor[SecurityMsg]):
             case Throttle(route_class=route_class, client=client, reply=reply):
                 reply.send(self._guard.take(route_class, ("ip", client), client))
             case VerifyWebhook(headers=headers, body=body, client=client, reply=reply):
-                reply.send(self._verify_webhook(headers, body, client))
+                self._verify_webhook(headers, body, client, reply)
             case Login(username=username, password=password, client=client, reply=reply):
                 name = self._sessions.begin_login(username, client)
                 self.spawn(self._sessions.finish_login, name, password, client, reply)
@@ -174,12 +182,19 @@ class SecurityActor(Actor[SecurityMsg]):
         kind: Literal["user", "system"] = "system" if caller.kind == "system" else "user"
         return Principal(sub, caller.role, kind, caller.claims.jti, caller.claims.exp, decision)
 
-    def _verify_webhook(self, headers: Mapping[str, str], body: bytes, client: str) -> WebhookVerdict:
-        verdict = self._webhooks.verify(headers, body, self._clock())
+    def _verify_webhook(
+        self, headers: Mapping[str, str], body: bytes, client: str, reply: Reply[WebhookVerdict]
+    ) -> None:
+        verdict, fresh = self._webhooks.check(headers, body, self._clock())
         if not verdict.ok:
             data = {"scheme": verdict.scheme, "status": verdict.status, "reason": verdict.reason}
             self._guard.sampled("webhook_rejected", verdict.delivery_id, client, data, sample_key=client)
-        return verdict
+        if fresh:
+            # Durable acknowledgement: a replay after a crash must still be refused, so the verdict waits
+            # for the keys' commit (memory already refuses the replay meanwhile).
+            self._guard.commit(Change(replays=fresh), lambda: reply.send(verdict))
+        else:
+            reply.send(verdict)
 
     async def _read_after_commit(self, reply: Reply[T], read: Callable[[], Awaitable[T]]) -> None:
         # Audit queries see every event recorded before them: wait for the queued commits first.
@@ -201,6 +216,11 @@ class SecurityActor(Actor[SecurityMsg]):
             if trio.current_time() - last_prune >= PRUNE_EVERY:
                 last_prune = trio.current_time()
                 await self._store.prune(now)
+
+    async def _prune_replays_forever(self) -> None:
+        while True:
+            await trio.sleep(self._replay_prune_interval)
+            await self._store.prune_replays(self._clock())
 
 
 def _policy_text(policy: RatePolicy) -> str:

@@ -7,6 +7,9 @@ Schemes (chosen by which header is present, in this order; a request is judged b
 - orch/Stripe style: `X-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "{t}.{body}")>`.
 Every malformed header is a 400, a bad or stale signature a 401, a replay a 409: never a 5xx.
 Pure and synchronous; `now` is wall-clock unix seconds from the caller.
+
+Replay keys are digests (`replay_key`) of the verified signature or delivery id, never a secret, so the
+caller can persist those that `check` reports and `restore` them after a restart.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import hashlib
 import heapq
 import hmac
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 
 from nacl.exceptions import BadSignatureError
@@ -28,6 +31,14 @@ from actors.security.settings import WebhookSettings
 _DIGITS = re.compile(r"[0-9]{1,12}")
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _DELIVERY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+ReplayEntry = tuple[str, float]
+"""A replay key (see `replay_key`) and the wall-clock time until which it is refused."""
+
+
+def replay_key(kind: str, value: str) -> str:
+    """The digest under which a verified signature or delivery id is remembered (safe to store)."""
+    return hashlib.blake2b(f"{kind}:{value}".encode(), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +96,18 @@ class ReplayCache:
         self._expiry[key] = expires_at
         heapq.heappush(self._heap, (expires_at, self._counter, key))
 
+    def restore(self, entries: Iterable[tuple[Hashable, float]], now: float) -> None:
+        """Remember many keys at once (start-up); expired ones are skipped, the latest expiry wins."""
+        for key, expires_at in entries:
+            if expires_at > now and expires_at > self._expiry.get(key, now):
+                self._counter += 1
+                self._expiry[key] = expires_at
+                self._heap.append((expires_at, self._counter, key))
+        heapq.heapify(self._heap)
+        self._expire(now)
+        while len(self._expiry) > self._max and self._heap:
+            self._pop()
+
     def _expire(self, now: float) -> None:
         while self._heap and self._heap[0][0] <= now:
             self._pop()
@@ -113,9 +136,26 @@ class WebhookVerifier:
         self._std_secrets = tuple(decode_standard_secret(s) for s in settings.standard_secrets)
         self._std_keys = tuple(decode_standard_public_key(k) for k in settings.standard_public_keys)
         self.replays = ReplayCache(settings.replay_cache_size)
+        self._fresh: list[ReplayEntry] = []
 
     def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> WebhookVerdict:
         """Judge one delivery. `headers` may use any case; `body` must be the raw bytes received."""
+        return self.check(headers, body, now)[0]
+
+    def check(
+        self, headers: Mapping[str, str], body: bytes, now: float
+    ) -> tuple[WebhookVerdict, tuple[ReplayEntry, ...]]:
+        """`verify`, plus the replay keys this delivery added (to persist before acknowledging it)."""
+        self._fresh = []
+        verdict = self._judge(headers, body, now)
+        fresh, self._fresh = tuple(self._fresh), []
+        return verdict, fresh
+
+    def restore(self, entries: Iterable[ReplayEntry], now: float) -> None:
+        """Remember replay keys persisted by an earlier run (only unexpired ones are kept)."""
+        self.replays.restore(entries, now)
+
+    def _judge(self, headers: Mapping[str, str], body: bytes, now: float) -> WebhookVerdict:
         h = {k.lower(): v for k, v in headers.items()}
         scheme = "standard" if "webhook-signature" in h else None
         scheme = scheme or ("github" if "x-hub-signature-256" in h else None)
@@ -145,7 +185,7 @@ class WebhookVerifier:
         match = _first_match(expected, [s.lower() for s in sigs])
         if match is None:
             raise _unauthorised("signature mismatch")
-        self._once(f"sig:{match}", t + self._s.tolerance, now)
+        self._once(replay_key("sig", match), t + self._s.tolerance, now)
         return None
 
     # -- X-Hub-Signature-256: sha256=...
@@ -163,10 +203,11 @@ class WebhookVerifier:
         if match is None:
             raise _unauthorised("signature mismatch")
         until = now + self._s.github_delivery_ttl
-        if self.replays.seen(f"gh:{delivery}", now):
+        delivery_key = replay_key("gh", delivery)
+        if self.replays.seen(delivery_key, now):
             raise _Reject(409, "delivery already processed")
-        self._once(f"gh-sig:{match}", until, now)
-        self.replays.add(f"gh:{delivery}", until, now)
+        self._once(replay_key("gh-sig", match), until, now)
+        self._remember(delivery_key, until, now)
         return delivery
 
     # -- Standard Webhooks
@@ -181,9 +222,10 @@ class WebhookVerifier:
         signed = f"{msg_id}.{t}.".encode() + body
         if not (self._std_v1_ok(signed, v1) or self._std_v1a_ok(signed, v1a)):
             raise _unauthorised("signature mismatch")
-        if self.replays.seen(f"std:{msg_id}", now):
+        id_key = replay_key("std", msg_id)
+        if self.replays.seen(id_key, now):
             raise _Reject(409, "webhook-id already processed")
-        self.replays.add(f"std:{msg_id}", t + self._s.tolerance, now)
+        self._remember(id_key, t + self._s.tolerance, now)
         return msg_id
 
     def _std_v1_ok(self, signed: bytes, sigs: list[bytes]) -> bool:
@@ -208,10 +250,14 @@ class WebhookVerifier:
             raise _unauthorised("timestamp outside tolerance")
         return t
 
-    def _once(self, key: Hashable, expires_at: float, now: float) -> None:
+    def _once(self, key: str, expires_at: float, now: float) -> None:
         if self.replays.seen(key, now):
             raise _Reject(409, "replayed signature")
+        self._remember(key, expires_at, now)
+
+    def _remember(self, key: str, expires_at: float, now: float) -> None:
         self.replays.add(key, expires_at, now)
+        self._fresh.append((key, expires_at))
 
 
 def _first_match(expected: list[str], given: list[str]) -> str | None:
