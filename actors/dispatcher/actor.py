@@ -30,11 +30,15 @@ import trio
 from runtime import Actor, DomainError, Reply
 
 from .config import DispatcherConfig
+from .cores import CoreRouting, health_view
 from .ledger import Ledger
 from .messages import (
     Cancel,
     Claim,
     ClaimedTask,
+    CoreHealth,
+    CoreHealthView,
+    CoreState,
     Dispatch,
     DispatchBatch,
     DispatcherError,
@@ -42,12 +46,16 @@ from .messages import (
     GetTask,
     Heartbeat,
     InvalidTask,
+    IsolateCore,
+    ListCores,
     ListEvents,
     ListTasks,
     QueueStats,
     QueueStatsView,
     Report,
     Requeue,
+    RequeueCore,
+    RestoreCore,
 )
 from .policy import encode_json, validate_lease, validate_spec
 from .stats import core_stats
@@ -58,6 +66,7 @@ from .store import (
     Command,
     DispatchCmd,
     HeartbeatCmd,
+    Isolation,
     ReportCmd,
     RequeueCmd,
     TaskStore,
@@ -82,6 +91,9 @@ class DispatcherActor(Actor[DispatcherMsg]):
         self._cfg = config or DispatcherConfig()
         self._ledger = Ledger()
         self._waiters = Waiters()
+        self._routing = CoreRouting()
+        self._core_lock = trio.Lock()  # core isolation changes apply to routing in commit order
+        self._last_claim: dict[str, float] = {}  # core -> when a worker last asked for or got a task
         self._feeding: dict[str, int] = {}  # core -> claims in the feeder's write now
         self._slots = trio.Semaphore(self._cfg.max_inflight)
         self._queue: deque[_Request] = deque()
@@ -99,6 +111,7 @@ class DispatcherActor(Actor[DispatcherMsg]):
     async def on_start(self) -> None:
         """Rebuild bookkeeping from the store, then start the sweeps (leases survive a crash as stored)."""
         self._ledger.load(await self._store.backlog(self._now()))
+        self._routing.load(await self._store.isolations())
         self.spawn(self._sweep_loop)
         self.spawn(self._due_loop)
         self.spawn(self._retention_loop)
@@ -130,6 +143,7 @@ class DispatcherActor(Actor[DispatcherMsg]):
                 await self._submit(DispatchCmd(specs, metadata), reply)
             case Claim(core_id=core, worker_id=worker, lease=lease, reply=reply):
                 validate_lease(lease)
+                self._last_claim[core] = self._now()
                 self._waiters.park(core, worker, lease, reply)
                 self._feed(core)
             case Heartbeat(task_id=task_id, lease_token=token, lease=lease, progress=progress, reply=reply):
@@ -161,6 +175,23 @@ class DispatcherActor(Actor[DispatcherMsg]):
                 await self._start(reply, self._events, reply, task_id, core, after, limit)
             case QueueStats(reply=reply):
                 await self._start(reply, self._stats, reply)
+            case IsolateCore(core_id=core, fallback=fallback, reason=reason, reply=reply):
+                _check_core(core, "core_id")
+                if fallback is not None:
+                    _check_core(fallback, "fallback")
+                    if fallback == core:
+                        raise InvalidTask("fallback must be another core than core_id")
+                await self._start(reply, self._isolate, reply, core, fallback, reason)
+            case RestoreCore(core_id=core, reason=reason, reply=reply):
+                _check_core(core, "core_id")
+                await self._start(reply, self._restore, reply, core, reason)
+            case RequeueCore(core_id=core, reason=reason, reply=reply):
+                _check_core(core, "core_id")
+                await self._start(reply, self._requeue_core, reply, core, reason)
+            case CoreHealth(core_id=core, reply=reply):
+                await self._start(reply, self._core_health, reply, core)
+            case ListCores(reply=reply):
+                await self._start(reply, self._core_health, reply, None)
             case _:
                 assert_never(message)
 
@@ -250,15 +281,23 @@ class DispatcherActor(Actor[DispatcherMsg]):
 
     def _after_changes(self, available: set[str]) -> None:
         for core in available:
-            self._feed(core)
+            self._offer(core)
         if self._ledger.next_wakeup() < self._wake_at:
             self._poke.set()
 
     # --- claims --------------------------------------------------------------------------------------------
 
+    def _offer(self, core: str) -> None:
+        """Tasks of ``core`` became claimable: feed the workers that take them (its own or its fallback's)."""
+        target = self._routing.route(core)
+        if target is not None:
+            self._feed(target)
+
     def _feed(self, core: str) -> None:
-        """Start the feeder of ``core`` unless it runs, nobody waits, or the queue is known to be empty."""
-        if core in self._feeding or not self._waiters.count(core) or not self._ledger.maybe_claimable(core):
+        """Start the feeder of ``core`` unless it runs, nobody waits, or its queues are known to be empty."""
+        if core in self._feeding or not self._waiters.count(core):
+            return
+        if not any(self._ledger.maybe_claimable(source) for source in self._routing.sources(core)):
             return
         self._feeding[core] = 0
         self._busy += 1
@@ -267,11 +306,15 @@ class DispatcherActor(Actor[DispatcherMsg]):
     async def _feeder(self, core: str) -> None:
         try:
             while batch := self._waiters.take(core, self._cfg.claim_batch):
-                generation = self._ledger.generation[core]
+                sources = self._routing.sources(core)
+                if not sources:  # isolated meanwhile: its workers wait until it is restored
+                    self._waiters.put_back(core, batch)
+                    return
+                generations = [(source, self._ledger.generation[source]) for source in sources]
                 now = self._now()
                 requests = [ClaimRequest(w.worker_id, w.lease_s) for w in batch]
                 self._feeding[core] = len(batch)
-                outcome = await self._store.claim(core, requests, now)
+                outcome = await self._store.claim(core, requests, now, also=sources[1:])
                 self._feeding[core] = 0
                 self._absorb(outcome.changes, now)
                 for waiter, claimed in zip(batch, outcome.value, strict=False):
@@ -279,8 +322,9 @@ class DispatcherActor(Actor[DispatcherMsg]):
                 unserved = batch[len(outcome.value) :]
                 if unserved:
                     self._waiters.put_back(core, unserved)
-                    if self._ledger.generation[core] == generation:  # nothing new: park until something is
-                        self._ledger.empty_at[core] = generation
+                    if all(self._ledger.generation[s] == g for s, g in generations):  # nothing new: park
+                        for source, generation in generations:
+                            self._ledger.empty_at[source] = generation
                         return
         finally:
             del self._feeding[core]
@@ -288,6 +332,7 @@ class DispatcherActor(Actor[DispatcherMsg]):
 
     def _deliver(self, waiter: Waiter, claimed: ClaimedTask) -> None:
         if waiter.reply.pending:
+            self._last_claim[waiter.core_id] = self._last_now
             waiter.reply.send(claimed)
             return
         # The asker gave up while its claim was being written: give the task back at once.
@@ -331,7 +376,7 @@ class DispatcherActor(Actor[DispatcherMsg]):
                     await self._poke.wait()
                 continue
             for core in self._ledger.pop_due(now):
-                self._feed(core)
+                self._offer(core)
             if self._ledger.next_retry <= now:
                 await self._promote_retries(now)
 
@@ -353,6 +398,49 @@ class DispatcherActor(Actor[DispatcherMsg]):
             while await self._store.prune_finished(before, self._cfg.prune_batch) == self._cfg.prune_batch:
                 pass  # each batch is its own small write, so other writes interleave
 
+    # --- cores (the monitor's recovery actions) ----------------------------------------------------------
+
+    async def _isolate(
+        self, reply: Reply[CoreState], core: str, fallback: str | None, reason: str | None
+    ) -> None:
+        async with self._core_lock:
+            state = await self._store.isolate_core(core, fallback, reason, self._now())
+            assert state.since is not None
+            self._routing.isolate(Isolation(core, state.fallback, state.since, state.reason))
+        self._ledger.bump([core])
+        self._offer(core)  # its fallback's workers may take its tasks now
+        reply.send(state)
+
+    async def _restore(self, reply: Reply[CoreState], core: str, reason: str | None) -> None:
+        async with self._core_lock:
+            state = await self._store.restore_core(core, reason, self._now())
+            self._routing.restore(core)
+        adopted = self._routing.adopters(core)
+        self._ledger.bump([core, *adopted])
+        for source in (core, *adopted):
+            self._offer(source)
+        reply.send(state)
+
+    async def _requeue_core(self, reply: Reply[int], core: str, reason: str | None) -> None:
+        now = self._now()
+        outcome = await self._store.requeue_core(core, reason, now)
+        self._absorb(outcome.changes, now)
+        reply.send(outcome.value)
+
+    async def _core_health(self, reply: Reply[Any], core: str | None) -> None:
+        loads = {load.core_id: load for load in await self._store.core_loads()}
+
+        def view(c: str) -> CoreHealthView:
+            return health_view(
+                c, loads.get(c), self._routing.get(c), self._idle_workers(c), self._last_claim.get(c)
+            )
+
+        if core is not None:
+            reply.send(view(core))
+            return
+        known = set(loads) | set(self._routing.cores()) | set(self._waiters.cores()) | set(self._last_claim)
+        reply.send(tuple(view(c) for c in sorted(known)))
+
     # --- stats ---------------------------------------------------------------------------------------------
 
     async def _stats(self, reply: Reply[QueueStatsView]) -> None:
@@ -368,6 +456,11 @@ class DispatcherActor(Actor[DispatcherMsg]):
                 now,
             )
         )
+
+
+def _check_core(core: str, field: str) -> None:
+    if not core or len(core) > 200:
+        raise InvalidTask(f"{field} must be 1..200 characters")
 
 
 def _check_limit(limit: int, most: int) -> None:

@@ -6,6 +6,9 @@ Lifecycle of a task (see ``lifecycle.py`` for the enforced table)::
     failed | timed_out -> retrying (backoff) -> queued, or -> dead after max_attempts
     dead -> queued (operator requeue)
 
+Cores can be isolated (taken out of rotation, persisted): claims for an isolated core get nothing; with a
+fallback core, the fallback's workers claim the isolated core's tasks too (see ``IsolateCore``).
+
 Times are unix seconds (UTC). A request answered with a value is acknowledged only after its change and
 its events are committed. Domain errors map to HTTP at the edge: ``TaskNotFound`` 404,
 ``IllegalTransition`` 409, ``StaleLease`` 409, ``InvalidTask`` 422.
@@ -179,6 +182,42 @@ class QueueStatsView:
     taken_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class CoreState:
+    """A core's isolation after an `IsolateCore` / `RestoreCore` (``changed``: false if it already was so)."""
+
+    core_id: str
+    isolated: bool
+    fallback: str | None
+    since: float | None
+    reason: str | None
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CoreHealthView:
+    """One core as the monitor sees it.
+
+    ``last_heartbeat_at`` / ``stalest_heartbeat_at``: the freshest / the oldest last sign of life (claim or
+    heartbeat) among the workers holding its tasks now (None when none is held) — a worker that stopped
+    heart-beating shows as an old ``stalest_heartbeat_at``. ``last_claim_at``: when a worker last asked for
+    or got one of its tasks (kept in memory: None after a restart until the next claim).
+    """
+
+    core_id: str
+    queued: int
+    claimed: int
+    running: int
+    isolated: bool
+    fallback: str | None
+    isolated_since: float | None
+    isolation_reason: str | None
+    waiting_workers: int
+    last_claim_at: float | None
+    last_heartbeat_at: float | None
+    stalest_heartbeat_at: float | None
+
+
 # --- requests --------------------------------------------------------------------------------------------
 
 
@@ -329,6 +368,60 @@ class QueueStats:
     reply: Reply[QueueStatsView]
 
 
+@dataclass(frozen=True, slots=True)
+class IsolateCore:
+    """Take ``core_id`` out of rotation (durably: it stays isolated across restarts until restored).
+
+    Claims for it get nothing (they wait, as if its queue were empty); its tasks keep waiting. With a
+    ``fallback`` core, the fallback's workers claim the isolated core's queued tasks as well (best rank
+    first across both cores); the tasks keep their ``core_id`` so that restoring needs no move back. Claims
+    already being written when the isolation commits still complete. Fallbacks are not chained: if the
+    fallback is itself isolated, the tasks wait. Isolating again updates the fallback/reason. Event
+    ``core.isolated``.
+    """
+
+    core_id: str
+    reply: Reply[CoreState]
+    fallback: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreCore:
+    """Put an isolated core back into rotation (``changed`` false if it was not). Event ``core.restored``."""
+
+    core_id: str
+    reply: Reply[CoreState]
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequeueCore:
+    """Force-expire the leases of the core's claimed and running tasks now, as if they had lapsed: each is
+    re-queued with its attempt counted (dead when out of attempts, cancelled when a cancel was requested);
+    their holders get `StaleLease` from then on. Answers how many tasks were taken back. Event
+    ``core.requeued`` (also when there was nothing to take)."""
+
+    core_id: str
+    reply: Reply[int]
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CoreHealth:
+    """The health figures of one core (zeros for a core nobody has used)."""
+
+    core_id: str
+    reply: Reply[CoreHealthView]
+
+
+@dataclass(frozen=True, slots=True)
+class ListCores:
+    """Health figures of every known core: with unfinished tasks, isolated, or with workers seen."""
+
+    reply: Reply[tuple[CoreHealthView, ...]]
+
+
 DispatcherMsg = (
     Dispatch
     | DispatchBatch
@@ -341,4 +434,9 @@ DispatcherMsg = (
     | ListTasks
     | ListEvents
     | QueueStats
+    | IsolateCore
+    | RestoreCore
+    | RequeueCore
+    | CoreHealth
+    | ListCores
 )

@@ -13,6 +13,8 @@ Index plan (each one serves one hot query, all partial so finished rows cost not
   alone: every status change would update it (several per task); listing by status walks ``seq``
   backwards instead, and the statistics read the partial indexes above.
 
+``core_isolation`` holds one row per isolated core (read whole at start-up; it is tiny).
+
 ``seq`` is the integer primary key (rowid): dispatch order, the FIFO tie-break and the list cursor.
 """
 
@@ -60,5 +62,14 @@ MIGRATIONS: list[Migration] = [
     CREATE UNIQUE INDEX tasks_idem ON tasks (core_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
     CREATE INDEX tasks_finished ON tasks (finished_at) WHERE finished_at IS NOT NULL;
     CREATE INDEX tasks_core_seq ON tasks (core_id, seq);
+    """,
+    # Isolated cores (the monitor's recovery action); a row exists only while the core is isolated.
+    """
+    CREATE TABLE core_isolation (
+        core_id  TEXT PRIMARY KEY,
+        fallback TEXT,
+        since    REAL NOT NULL,
+        reason   TEXT
+    );
     """,
 ]

@@ -158,15 +158,23 @@ def _flush(tx: Tx, pending: list[_NewTask], step: Step) -> None:
     pending.clear()
 
 
-def claim(tx: Tx, core_id: str, requests: Sequence[ClaimRequest], now: float) -> Outcome[list[ClaimedTask]]:
-    """Claim the best-ranked due tasks of ``core_id``, one per request."""
+_CLAIMABLE = (
+    "INDEXED BY tasks_claim WHERE status = 'queued' AND core_id = ? AND not_before <= ?"
+    " ORDER BY rank, seq LIMIT ?"
+)
+
+
+def claim(
+    tx: Tx, core_id: str, requests: Sequence[ClaimRequest], now: float, also: Sequence[str] = ()
+) -> Outcome[list[ClaimedTask]]:
+    """Claim the best-ranked due tasks of ``core_id`` (and of the cores in ``also``), one per request."""
     step = Step(tx, now)
-    rows = select_many(
-        tx.conn,
-        "INDEXED BY tasks_claim WHERE status = 'queued' AND core_id = ? AND not_before <= ?"
-        " ORDER BY rank, seq LIMIT ?",
-        (core_id, now, len(requests)),
-    )
+    n = len(requests)
+    rows = select_many(tx.conn, _CLAIMABLE, (core_id, now, n))
+    if also:  # one ordered index range per core, merged: still O(n log depth), never a sort of a queue
+        for other in also:
+            rows.extend(select_many(tx.conn, _CLAIMABLE, (other, now, n)))
+        rows = sorted(rows, key=lambda r: (r.rank, r.seq))[:n]
     out: list[ClaimedTask] = []
     for row, request in zip(rows, requests, strict=False):
         row.attempts += 1
@@ -181,6 +189,8 @@ def claim(tx: Tx, core_id: str, requests: Sequence[ClaimRequest], now: float) ->
             "attempt": row.attempts,
             "lease_expires_at": row.lease_expires_at,
         }
+        if row.core_id != core_id:
+            data["claimed_for"] = core_id  # taken by a fallback core's worker
         step.move(row, S.CLAIMED, data)
         row.save(tx.conn)
         out.append(ClaimedTask(row.view(), row.lease_token))

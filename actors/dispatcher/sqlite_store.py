@@ -12,13 +12,14 @@ from typing import Any
 from actors.storage import Database, StoredEvent
 
 from . import sqlite_commands
+from . import sqlite_cores as cores
 from . import sqlite_ops as ops
 from . import sqlite_reads as reads
 from . import sqlite_sweeps as sweeps
-from .messages import ClaimedTask, DispatcherError, TaskPage, TaskStatus, TaskView
+from .messages import ClaimedTask, CoreState, DispatcherError, TaskPage, TaskStatus, TaskView
 from .schema import COMPONENT, MIGRATIONS
 from .sqlite_ops import Rules
-from .store import Backlog, ClaimRequest, Command, CoreCounts, Outcome
+from .store import Backlog, ClaimRequest, Command, CoreCounts, CoreLoad, Isolation, Outcome
 
 
 class SqliteTaskStore:
@@ -47,10 +48,10 @@ class SqliteTaskStore:
         return await self._db.write(lambda tx: sqlite_commands.execute(tx, self._rules, commands, now))
 
     async def claim(
-        self, core_id: str, requests: Sequence[ClaimRequest], now: float
+        self, core_id: str, requests: Sequence[ClaimRequest], now: float, also: Sequence[str] = ()
     ) -> Outcome[list[ClaimedTask]]:
         """See `TaskStore.claim`."""
-        return await self._db.write(lambda tx: ops.claim(tx, core_id, requests, now))
+        return await self._db.write(lambda tx: ops.claim(tx, core_id, requests, now, also))
 
     async def release(self, task_id: str, lease_token: str, now: float) -> Outcome[bool]:
         """See `TaskStore.release`."""
@@ -103,3 +104,27 @@ class SqliteTaskStore:
     async def backlog(self, now: float) -> Backlog:
         """See `TaskStore.backlog`."""
         return await self._db.read(lambda conn: reads.backlog(conn, now))
+
+    # --- cores ---------------------------------------------------------------------------------------------
+
+    async def isolate_core(
+        self, core_id: str, fallback: str | None, reason: str | None, now: float
+    ) -> CoreState:
+        """See `TaskStore.isolate_core`."""
+        return await self._db.write(lambda tx: cores.isolate(tx, core_id, fallback, reason, now))
+
+    async def restore_core(self, core_id: str, reason: str | None, now: float) -> CoreState:
+        """See `TaskStore.restore_core`."""
+        return await self._db.write(lambda tx: cores.restore(tx, core_id, reason, now))
+
+    async def requeue_core(self, core_id: str, reason: str | None, now: float) -> Outcome[int]:
+        """See `TaskStore.requeue_core`."""
+        return await self._db.write(lambda tx: cores.requeue_core(tx, core_id, reason, now))
+
+    async def isolations(self) -> list[Isolation]:
+        """See `TaskStore.isolations`."""
+        return await self._db.read(cores.isolations)
+
+    async def core_loads(self) -> list[CoreLoad]:
+        """See `TaskStore.core_loads`."""
+        return await self._db.read(cores.core_loads)

@@ -23,6 +23,7 @@ from actors.storage import StoredEvent
 
 from .messages import (
     ClaimedTask,
+    CoreState,
     DispatcherError,
     ReportStatus,
     TaskPage,
@@ -90,6 +91,29 @@ class Backlog:
 
 
 @dataclass(frozen=True, slots=True)
+class Isolation:
+    """A stored core isolation."""
+
+    core_id: str
+    fallback: str | None
+    since: float
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CoreLoad:
+    """Stored figures of one core for its health: queued and held counts, and the oldest and newest last
+    sign of life (claim or heartbeat: ``lease_expires_at - lease_s``) among its held tasks."""
+
+    core_id: str
+    queued: int
+    claimed: int
+    running: int
+    last_heartbeat_at: float | None
+    stalest_heartbeat_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class DispatchCmd:
     """Insert tasks (validated by the caller); a known idempotency key yields the existing task.
     Result: ``list[Dispatched]``."""
@@ -152,9 +176,12 @@ class TaskStore(Protocol):
         ...
 
     async def claim(
-        self, core_id: str, requests: Sequence[ClaimRequest], now: float
+        self, core_id: str, requests: Sequence[ClaimRequest], now: float, also: Sequence[str] = ()
     ) -> Outcome[list[ClaimedTask]]:
-        """Claim up to ``len(requests)`` due tasks of ``core_id``, best rank first, one per request."""
+        """Claim up to ``len(requests)`` due tasks of ``core_id``, best rank first, one per request.
+
+        ``also``: cores whose tasks the workers of ``core_id`` take too (isolated cores it is fallback
+        for); ranks compare across all of them."""
         ...
 
     async def release(self, task_id: str, lease_token: str, now: float) -> Outcome[bool]:
@@ -203,4 +230,26 @@ class TaskStore(Protocol):
 
     async def backlog(self, now: float) -> Backlog:
         """Queued counts and due times, to rebuild in-memory bookkeeping after a (re)start."""
+        ...
+
+    async def isolate_core(
+        self, core_id: str, fallback: str | None, reason: str | None, now: float
+    ) -> CoreState:
+        """Store the isolation (``core.isolated`` event unless nothing changed)."""
+        ...
+
+    async def restore_core(self, core_id: str, reason: str | None, now: float) -> CoreState:
+        """Drop the isolation (``core.restored`` event unless the core was not isolated)."""
+        ...
+
+    async def requeue_core(self, core_id: str, reason: str | None, now: float) -> Outcome[int]:
+        """Take back every held task of ``core_id`` as a lease lapse would (``core.requeued`` event)."""
+        ...
+
+    async def isolations(self) -> list[Isolation]:
+        """Every isolated core."""
+        ...
+
+    async def core_loads(self) -> list[CoreLoad]:
+        """Figures of every core with queued or held tasks."""
         ...
