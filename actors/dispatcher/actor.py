@@ -33,6 +33,7 @@ from .config import DispatcherConfig
 from .cores import CoreRouting, health_view
 from .ledger import Ledger
 from .messages import (
+    SETTABLE_STATUSES,
     Cancel,
     Claim,
     ClaimedTask,
@@ -52,10 +53,12 @@ from .messages import (
     ListTasks,
     QueueStats,
     QueueStatsView,
+    Release,
     Report,
     Requeue,
     RequeueCore,
     RestoreCore,
+    SetStatus,
 )
 from .policy import encode_json, validate_lease, validate_spec
 from .stats import core_stats
@@ -67,8 +70,10 @@ from .store import (
     DispatchCmd,
     HeartbeatCmd,
     Isolation,
+    ReleaseCmd,
     ReportCmd,
     RequeueCmd,
+    SetStatusCmd,
     TaskStore,
 )
 from .waiters import Waiter, Waiters
@@ -160,6 +165,20 @@ class DispatcherActor(Actor[DispatcherMsg]):
                 await self._submit(
                     ReportCmd(m.task_id, m.lease_token, m.status, m.result, m.error, m.progress), reply
                 )
+            case SetStatus(reply=reply):
+                m2 = message
+                if m2.status not in SETTABLE_STATUSES:
+                    allowed = ", ".join(sorted(SETTABLE_STATUSES))
+                    raise InvalidTask(f"status must be one of {allowed} (got {m2.status.value})")
+                for field, value in (("result", m2.result), ("progress", m2.progress)):
+                    if value is not None:
+                        encode_json(value, field)
+                cmd = SetStatusCmd(
+                    m2.task_id, m2.status, m2.result, m2.error, m2.progress, m2.principal, m2.reason
+                )
+                await self._submit(cmd, reply)
+            case Release(task_id=task_id, lease_token=token, reason=reason, reply=reply):
+                await self._submit(ReleaseCmd(task_id, token, reason), reply)
             case Cancel(task_id=task_id, reason=reason, reply=reply):
                 await self._submit(CancelCmd(task_id, reason), reply)
             case Requeue(task_id=task_id, reset_attempts=reset, reply=reply):

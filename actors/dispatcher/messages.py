@@ -52,6 +52,20 @@ class ReportStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+SETTABLE_STATUSES: frozenset[TaskStatus] = frozenset(
+    {
+        TaskStatus.QUEUED,
+        TaskStatus.RUNNING,
+        TaskStatus.SUCCEEDED,
+        TaskStatus.FAILED,
+        TaskStatus.TIMED_OUT,
+        TaskStatus.CANCELLED,
+        TaskStatus.DEAD,
+    }
+)
+"""The statuses a `SetStatus` may ask for (claimed and retrying are orch's own doing)."""
+
+
 # --- errors ----------------------------------------------------------------------------------------------
 
 
@@ -314,6 +328,48 @@ class Report:
 
 
 @dataclass(frozen=True, slots=True)
+class SetStatus:
+    """A status change without a lease token: an operator, or an integration reporting through the signed
+    webhook. Applies the lifecycle exactly as a holder's report would, or `IllegalTransition`:
+
+    * ``running`` (from claimed; from running it records ``progress``): the holder keeps its lease;
+    * ``succeeded``, ``failed``, ``timed_out`` (from claimed or running; a claimed task passes through
+      running); failed and timed_out retry with backoff or go dead, as reports and timeouts do;
+    * ``cancelled`` (from queued, retrying, claimed or running): at once, not a request to the worker;
+    * ``dead`` (from claimed or running): no retry;
+    * ``queued``: a held task is re-queued with its attempt counted (as a lapsed lease); a dead one is
+      re-queued with a fresh attempt budget (as `Requeue`).
+
+    Taking a held task to any other status than running clears its lease: the holder's next heartbeat or
+    report gets `StaleLease`, so it stops. Asking for the final status a task already has (succeeded,
+    cancelled, dead) returns it unchanged. ``principal`` and ``reason`` go into the event (``by``,
+    ``detail``) with ``lease_free: true``. Only `SETTABLE_STATUSES` may be asked for (else `InvalidTask`).
+    """
+
+    task_id: str
+    status: TaskStatus
+    reply: Reply[TaskView]
+    result: Mapping[str, Any] | None = None
+    error: str | None = None
+    progress: Mapping[str, Any] | None = None
+    principal: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Hand a held task back (its worker cannot finish it, e.g. it is shutting down): re-queued at its old
+    place WITHOUT counting the attempt (event ``task.queued`` with reason ``released``), or cancelled if a
+    cancel was requested meanwhile. The token is stale afterwards. `StaleLease` if the caller no longer
+    holds the task."""
+
+    task_id: str
+    lease_token: str
+    reply: Reply[TaskView]
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Cancel:
     """Cancel a task: at once if it waits, else flag it and tell the worker on its next heartbeat."""
 
@@ -428,6 +484,8 @@ DispatcherMsg = (
     | Claim
     | Heartbeat
     | Report
+    | SetStatus
+    | Release
     | Cancel
     | Requeue
     | GetTask

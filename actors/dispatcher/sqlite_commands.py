@@ -14,9 +14,20 @@ from actors.storage import Tx
 
 from . import sqlite_ops as ops
 from . import sqlite_reports as reports
+from . import sqlite_status as status_ops
 from .messages import DispatcherError
 from .sqlite_ops import Rules
-from .store import CancelCmd, Command, DispatchCmd, HeartbeatCmd, Outcome, ReportCmd, RequeueCmd
+from .store import (
+    CancelCmd,
+    Command,
+    DispatchCmd,
+    HeartbeatCmd,
+    Outcome,
+    ReleaseCmd,
+    ReportCmd,
+    RequeueCmd,
+    SetStatusCmd,
+)
 
 
 def execute(
@@ -47,5 +58,9 @@ def _run(tx: Tx, rules: Rules, command: Command, now: float) -> Outcome[Any]:
             return reports.cancel(tx, task_id, reason, now)
         case RequeueCmd(task_id=task_id, reset_attempts=reset):
             return reports.requeue(tx, rules, task_id, reset, now)
+        case SetStatusCmd():
+            return status_ops.set_status(tx, rules, command, now)
+        case ReleaseCmd(task_id=task_id, lease_token=token, reason=reason):
+            return status_ops.hand_back(tx, task_id, token, reason, now)
         case _:
             assert_never(command)

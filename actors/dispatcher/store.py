@@ -145,6 +145,28 @@ class ReportCmd:
 
 
 @dataclass(frozen=True, slots=True)
+class SetStatusCmd:
+    """Apply a lease-free status change (see `messages.SetStatus`). Result: `TaskView`."""
+
+    task_id: str
+    status: TaskStatus
+    result: Mapping[str, Any] | None
+    error: str | None
+    progress: Mapping[str, Any] | None
+    principal: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseCmd:
+    """Hand a held task back without counting the attempt (see `messages.Release`). Result: `TaskView`."""
+
+    task_id: str
+    lease_token: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class CancelCmd:
     """Cancel a waiting task, or flag a held one. Result: `TaskView`."""
 
@@ -160,7 +182,7 @@ class RequeueCmd:
     reset_attempts: bool
 
 
-Command = DispatchCmd | HeartbeatCmd | ReportCmd | CancelCmd | RequeueCmd
+Command = DispatchCmd | HeartbeatCmd | ReportCmd | CancelCmd | RequeueCmd | SetStatusCmd | ReleaseCmd
 """A write request of a client; many run together in one `TaskStore.execute`."""
 
 
