@@ -70,6 +70,19 @@ def _security(exc: BaseException) -> ApiError:
     return problem(exc.status, exc.code.replace("_", "-"), exc.message, headers=headers)
 
 
+def _illegal_transition(exc: BaseException) -> ApiError:
+    # Distinct from a stale lease: the task exists and is yours to change, but not into that status now.
+    assert isinstance(exc, IllegalTransition)
+    error = problem(409, "illegal-transition", str(exc))
+    error.extensions.update(current=exc.current.value, target=exc.target.value)
+    return error
+
+
+def _stale_lease(exc: BaseException) -> ApiError:
+    # The caller lost the task (lease lapsed, timed out, taken back): stop working on it, do not retry.
+    return problem(409, "stale-lease", str(exc))
+
+
 def _invalid_task(exc: BaseException) -> ValidationFailed:
     # InvalidTask messages read "<field> must ..." when one field is at fault: name it.
     message = str(exc)
@@ -100,8 +113,8 @@ def install_error_mappings() -> None:
     register_error(ActorCrashed, _actor_crashed)
     register_error(DomainError, _unmapped_domain_error)
     register_error(TaskNotFound, lambda exc: NotFound(str(exc)))
-    register_error(IllegalTransition, lambda exc: Conflict(str(exc)))
-    register_error(StaleLease, lambda exc: Conflict(str(exc)))
+    register_error(IllegalTransition, _illegal_transition)
+    register_error(StaleLease, _stale_lease)
     register_error(InvalidTask, _invalid_task)
     register_error(SecurityError, _security)
     register_error(InvalidLockRequest, _invalid_lock)
