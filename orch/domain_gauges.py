@@ -1,10 +1,13 @@
-"""Queue and lock gauges of /metrics, refreshed by ONE node background task, never per scrape.
+"""The node's ONE poller of actor state, and the queue and lock gauges of /metrics it feeds.
 
-`StateRefresher.run` asks the dispatcher (`QueueStats`) and the lock manager (`LockStats`) every
-`monitoring.metrics_refresh_interval` seconds and swaps an immutable `StateSnapshot` into `StateCollector`.
-The collector only reads that snapshot, so rendering (in a worker thread, see `orch.metrics`) never talks
-to an actor and a slow or stuck actor never slows a scrape: its figures just stop moving
-(`orch_domain_metrics_refreshed_timestamp_seconds` shows when they last did).
+`StateRefresher.run` asks the dispatcher (`QueueStats`, and `ListCores` when a reader wants core health)
+and the lock manager (`LockStats`), then swaps an immutable `StateSnapshot` into `StateCollector`. Every
+reader registers its cadence with `StateRefresher.want` before the node starts (/metrics:
+`monitoring.metrics_refresh_interval`; the monitor's sample source: its sample interval) and the loop runs
+at the fastest of them. Readers only read the snapshot: rendering /metrics (in a worker thread, see
+`orch.metrics`) and the monitor's `sample()` never talk to an actor, and a slow or stuck actor never slows
+them: its figures just stop moving (`orch_domain_metrics_refreshed_timestamp_seconds` shows when they last
+did).
 
 Cardinality is bounded: priorities collapse into three bands (low < 0 = normal < high), at most
 `monitoring.metrics_max_cores` cores are exported (the busiest; the rest are summed into core="other"),
@@ -14,15 +17,16 @@ and a core that no longer appears in the dispatcher's figures disappears from th
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 
 import trio
 from prometheus_client.metrics_core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from actors.dispatcher.messages import CoreStats, QueueStats, QueueStatsView
+from actors.dispatcher.messages import CoreHealthView, CoreStats, ListCores, QueueStats, QueueStatsView
 from actors.locks.messages import LockStatistics, LockStats
 
 if TYPE_CHECKING:
@@ -70,12 +74,20 @@ class CoreFigures:
 
 @dataclass(frozen=True, slots=True)
 class StateSnapshot:
-    """What the collector exports; replaced whole by each refresh (safe to read from the render thread)."""
+    """The latest actor figures; replaced whole by each refresh (safe to read from the render thread).
+
+    /metrics exports `cores` (banded, capped), `cores_seen`, `locks` and `refreshed_at`; the monitor's
+    sample source reads `queues` (every core, raw priorities), `locks` and `core_health` (as of the wall
+    time `core_health_at`). A part whose query failed keeps its previous value.
+    """
 
     cores: tuple[CoreFigures, ...] = ()
     cores_seen: int = 0
     locks: LockStatistics | None = None
     refreshed_at: float | None = None
+    queues: QueueStatsView | None = None
+    core_health: tuple[CoreHealthView, ...] | None = None
+    core_health_at: float | None = None
 
 
 def figures_of(stats: CoreStats) -> CoreFigures:
@@ -183,31 +195,51 @@ class StateRefresher:
         self._max_cores = max_cores
         self._clock = clock
         self._failing: set[str] = set()
+        self._intervals: list[float] = []
+        self._core_health = False
         self.refreshes = 0
 
-    async def run(self, interval: float) -> None:
+    def want(self, interval: float, *, core_health: bool = False) -> None:
+        """A reader needs figures at least every `interval` seconds (and `ListCores` when `core_health`).
+        Call before `run` starts: the loop runs at the fastest interval wanted."""
+        if not interval > 0:
+            raise ValueError(f"refresh interval must be positive, got {interval!r}")
+        self._intervals.append(interval)
+        self._core_health = self._core_health or core_health
+
+    @property
+    def interval(self) -> float:
+        """Seconds between rounds: the fastest any reader wants (infinite when nobody wants any)."""
+        return min(self._intervals, default=math.inf)
+
+    async def run(self) -> None:
         """Refresh now, then every `interval` seconds, until cancelled."""
         while True:
             await self.refresh()
-            await trio.sleep(interval)
+            await trio.sleep(self.interval)
 
     async def refresh(self) -> None:
         """One round: each query is bounded; a part that fails keeps its previous figures."""
         node, snap = self._node, self._collector.snapshot
-        cores, seen, locks = snap.cores, snap.cores_seen, snap.locks
         ok = True
         if node.dispatcher is not None:
             view: QueueStatsView | None = await self._query("dispatcher", node.dispatcher.ask(QueueStats))
             if view is not None:
-                seen = len(view.cores)
                 cores = cap_cores([figures_of(c) for c in view.cores], self._max_cores)
+                snap = replace(snap, queues=view, cores=cores, cores_seen=len(view.cores))
             ok = view is not None
+            if self._core_health:
+                health: tuple[CoreHealthView, ...] | None = await self._query(
+                    "dispatcher cores", node.dispatcher.ask(ListCores)
+                )
+                if health is not None:
+                    snap = replace(snap, core_health=health, core_health_at=self._clock())
         if node.locks is not None:
-            lock_stats: LockStatistics | None = await self._query("locks", node.locks.ask(LockStats))
-            locks = lock_stats or locks
-            ok = ok and lock_stats is not None
-        refreshed = self._clock() if ok else snap.refreshed_at
-        self._collector.snapshot = StateSnapshot(cores, seen, locks, refreshed)
+            locks: LockStatistics | None = await self._query("locks", node.locks.ask(LockStats))
+            if locks is not None:
+                snap = replace(snap, locks=locks)
+            ok = ok and locks is not None
+        self._collector.snapshot = replace(snap, refreshed_at=self._clock()) if ok else snap
         self.refreshes += 1
 
     async def _query(self, name: str, work: Awaitable[T]) -> T | None:
@@ -219,12 +251,12 @@ class StateRefresher:
                 return None
             if name in self._failing:
                 self._failing.discard(name)
-                _log.info("metrics refresh from %s recovered", name)
+                _log.info("state refresh from %s recovered", name)
             return answer
         self._failed(name, "no answer in time")
         return None
 
     def _failed(self, name: str, why: str) -> None:
         if name not in self._failing and not self._node.draining:  # log transitions only, not every round
-            _log.warning("metrics refresh from %s failed: %s", name, why)
+            _log.warning("state refresh from %s failed: %s", name, why)
         self._failing.add(name)

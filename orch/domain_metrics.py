@@ -2,8 +2,8 @@
 
 Nothing here sits on the dispatch path. Event counters are fed from the committed-event stream (a
 `node.event_sinks` entry: one dict lookup and one increment per event, on the Trio thread after commit).
-Queue and lock gauges come from one background task (`orch.domain_gauges`). Webhooks are counted by the
-webhook route through `counted_verification`.
+Queue and lock gauges come from the node's one state poller (`orch.domain_gauges`), which the monitor's
+sample source reads too. Webhooks are counted by the webhook route through `counted_verification`.
 
 Series (label sets are fixed; anything unknown is "other"):
 - `orch_task_events_total{type}`: task.* events by type (queued, claimed, running, succeeded, ...);
@@ -142,13 +142,17 @@ class WebhookMetrics:
 
 
 class DomainMetrics:
-    """The node's domain metric families (see module doc), registered on `registry`."""
+    """The node's domain metric families (see module doc), registered on the node's registry, and the
+    node's one actor-state poller (`refresher`, which the monitor's sample source reads through `state`)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, node: Node) -> None:
+        registry = node.metrics.registry
         self.events = EventMetrics(registry)
         self.webhooks = WebhookMetrics(registry)
         self.state = StateCollector()
         registry.register(self.state)
+        max_cores = node.config.monitoring.metrics_max_cores
+        self.refresher = StateRefresher(node, self.state, max_cores=max_cores)
 
 
 async def counted_verification(
@@ -172,16 +176,16 @@ async def counted_verification(
 
 
 def attach_domain_metrics(node: Node) -> DomainMetrics:
-    """Register the families, subscribe to committed events, and start the gauge refresher once the node
-    has started (in `node.nursery`; it ends with the node). Call before the database opens."""
-    settings = node.config.monitoring
-    metrics = DomainMetrics(node.metrics.registry)
+    """Register the families, subscribe to committed events, and start the state refresher once the node
+    has started (in `node.nursery`; it ends with the node). Call before the database opens; other readers
+    of the snapshot (the monitor) register their cadence with `refresher.want` before the node starts."""
+    metrics = DomainMetrics(node)
     node.event_sinks.append(metrics.events.record)
-    refresher = StateRefresher(node, metrics.state, max_cores=settings.metrics_max_cores)
+    metrics.refresher.want(node.config.monitoring.metrics_refresh_interval)
 
     async def start(started: Node) -> None:
         if started.nursery is not None:
-            started.nursery.start_soon(refresher.run, settings.metrics_refresh_interval)
+            started.nursery.start_soon(metrics.refresher.run)
 
     node.on_started.append(start)
     return metrics

@@ -2,7 +2,8 @@
 
 `DispatcherCores` is the recovery port's `CoreControl`: re-queue a core's held work (`RequeueCore`), take it
 out of rotation (`IsolateCore`, optionally to a fallback core) and put it back (`RestoreCore`).
-`core_health_source` feeds the sample source from `ListCores`:
+`core_series` turns the `ListCores` figures of the node's state snapshot (polled by
+`orch.domain_gauges.StateRefresher`, read by `orch.monitor_samples.NodeSamples`) into sample series:
 
 - ``core_heartbeat_age_seconds{core}``: seconds since the stalest worker holding one of the core's tasks
   last showed a sign of life (present only while the core has tasks claimed or running);
@@ -12,8 +13,7 @@ out of rotation (`IsolateCore`, optionally to a fallback core) and put it back (
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from actors.dispatcher.messages import (
@@ -21,7 +21,6 @@ from actors.dispatcher.messages import (
     CoreState,
     DispatcherMsg,
     IsolateCore,
-    ListCores,
     RequeueCore,
     RestoreCore,
 )
@@ -31,7 +30,7 @@ from runtime import ActorRef
 if TYPE_CHECKING:
     from orch.node import Node
 
-__all__ = ["DispatcherCores", "core_health_source"]
+__all__ = ["DispatcherCores", "core_series"]
 
 REASON = "monitor"
 
@@ -66,22 +65,9 @@ class DispatcherCores:
         return ref
 
 
-def core_health_source(
-    node: Node, *, clock: Callable[[], float] = time.time
-) -> Callable[[], Awaitable[Mapping[str, float]]]:
-    """A `NodeSamples` extra source reading `ListCores` (wall-clock ages, like the dispatcher's stamps)."""
-
-    async def source() -> Mapping[str, float]:
-        if node.dispatcher is None:
-            return {}
-        cores: tuple[CoreHealthView, ...] = await node.dispatcher.ask(ListCores)
-        return core_series(cores, clock())
-
-    return source
-
-
 def core_series(cores: tuple[CoreHealthView, ...], now: float) -> dict[str, float]:
-    """The series of `core_health_source` for ``cores`` at ``now``."""
+    """The core health series (see module doc) of ``cores`` as of wall time ``now`` (the dispatcher's
+    heartbeat stamps are wall-clock too)."""
     out: dict[str, float] = {}
     for core in cores:
         labels = {"core": core.core_id}

@@ -1,31 +1,34 @@
 """The node's `SampleSource` for the monitor: application metrics read from in-memory state only.
 
-`sample()` runs on the Trio thread every monitor round, so it reads counters and snapshots; whatever needs
-an actor round trip (queue stats, lock stats, core health) is fetched by `refresh()`, which the node runs
-in a background loop just before each round. HTTP figures are windowed the way Prometheus' `rate()` and
-`histogram_quantile()` would compute them: the difference between two successive samples.
+`sample()` runs on the Trio thread every monitor round, so it reads counters and snapshots. Whatever needs
+an actor round trip (queue stats, lock stats, core health) comes from the node's one state poller
+(`orch.domain_gauges.StateRefresher`, which also feeds /metrics): `sample()` reads its latest
+`StateSnapshot`, and `orch.monitoring` asks the poller to run at least every monitor interval. HTTP figures
+and the lock wait p95 are windowed the way Prometheus' `rate()` and `histogram_quantile()` would compute
+them: the difference between two successive samples (for locks: two successive snapshots).
 
 Series (see `actors.monitor.ports` for the names the default rules use): http_requests_per_s,
 http_error_ratio (5xx / all), http_throttled_ratio (429 / all), http_p95_seconds, auth_failures_total
 (401 answers), queue_depth{priority}, queue_depth_core{core}, oldest_queued_age_seconds{core},
 tasks_active, workers_waiting, locks_active, lock_waiters, lock_wait_p95_seconds, lock_expiries_total,
 actor_down{actor}, actor_restarts_total{actor}, actor_mailbox_depth{actor}, sse_connections,
-ws_connections, db_errors_total, db_queued_writes, plus whatever `extra` sources add (core health).
+ws_connections, db_errors_total, db_queued_writes, and the core health series of
+`orch.monitor_cores.core_series` (core_heartbeat_age_seconds{core}, core_isolated{core},
+core_waiting_workers{core}).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-import trio
-
-from actors.dispatcher.messages import QueueStats, QueueStatsView
-from actors.locks.messages import LockStatistics, LockStats
+from actors.dispatcher.messages import QueueStatsView
+from actors.locks.messages import LockStatistics
 from actors.monitor.series import series_key
+from orch.domain_gauges import StateCollector
+from orch.monitor_cores import core_series
 from runtime import ChildState, SupervisorStatus
 
 if TYPE_CHECKING:
@@ -33,57 +36,35 @@ if TYPE_CHECKING:
 
 __all__ = ["NodeSamples", "quantile_from_buckets"]
 
-_log = logging.getLogger("orch.monitor")
 _UP = frozenset({ChildState.RUNNING, ChildState.STARTING})
-REFRESH_DEADLINE = 2.0  # an actor that cannot answer a stats query this fast is reported stale, not waited on
 
-T = TypeVar("T")
-F = TypeVar("F")
 Buckets = list[tuple[float, float]]  # (upper bound, cumulative count), ascending, last is +Inf
-Extra = Callable[[], Awaitable[Mapping[str, float]]]
 
 
 class NodeSamples:
-    """`SampleSource` over one node (see module doc). ``extra`` sources are refreshed with the rest."""
+    """`SampleSource` over one node (see module doc); actor figures come from ``state``'s snapshot."""
 
-    def __init__(self, node: Node, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, node: Node, state: StateCollector, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._node = node
+        self._state = state
         self._clock = clock
-        self._queues: QueueStatsView | None = None
         self._locks: LockStatistics | None = None
         self._prev_locks: LockStatistics | None = None
-        self._extra_sources: list[Extra] = []
-        self._extra: dict[str, float] = {}
         self._http_prev: tuple[float, dict[str, float], Buckets] | None = None
 
-    def add_source(self, source: Extra) -> None:
-        """Merge ``source()``'s series into every sample (refreshed by `refresh`)."""
-        self._extra_sources.append(source)
-
-    async def refresh(self) -> None:
-        """Fetch what needs an actor round trip; each query is bounded, a failure keeps the old figures."""
-        node = self._node
-        if node.dispatcher is not None:
-            queues: QueueStatsView | None = await _bounded(node.dispatcher.ask(QueueStats), None)
-            self._queues = queues or self._queues
-        if node.locks is not None:
-            locks: LockStatistics | None = await _bounded(node.locks.ask(LockStats), None)
-            if locks is not None:
-                self._prev_locks, self._locks = self._locks, locks
-        extra: dict[str, float] = {}
-        for source in self._extra_sources:
-            extra.update(await _bounded(source(), {}))
-        self._extra = extra
-
     def sample(self) -> dict[str, float]:
-        """The current values (cheap; never blocks)."""
+        """The current values (cheap; never blocks, never asks an actor)."""
+        snap = self._state.snapshot
         out: dict[str, float] = {}
         self._http(out)
         self._actors(out)
-        self._queue(out)
-        self._lock(out)
+        self._queue(snap.queues, out)
+        self._lock(snap.locks, out)
         self._io(out)
-        out.update(self._extra)
+        if snap.core_health is not None and snap.core_health_at is not None:
+            out.update(core_series(snap.core_health, snap.core_health_at))
         return out
 
     # ---- HTTP ----------------------------------------------------------------------------------------------
@@ -119,8 +100,8 @@ class NodeSamples:
             _walk(sup.status(), out)
 
     # ---- queues and locks ----------------------------------------------------------------------------------
-    def _queue(self, out: dict[str, float]) -> None:
-        stats = self._queues
+    @staticmethod
+    def _queue(stats: QueueStatsView | None, out: dict[str, float]) -> None:
         if stats is None:
             return
         by_priority: dict[int, int] = {}
@@ -140,10 +121,11 @@ class NodeSamples:
         out["tasks_active"] = active
         out["workers_waiting"] = waiting
 
-    def _lock(self, out: dict[str, float]) -> None:
-        stats = self._locks
+    def _lock(self, stats: LockStatistics | None, out: dict[str, float]) -> None:
         if stats is None:
             return
+        if stats is not self._locks:  # a newer snapshot since the last sample: the p95 window moves on
+            self._prev_locks, self._locks = self._locks, stats
         out["locks_active"] = stats.held
         out["lock_waiters"] = stats.waiting
         out["lock_expiries_total"] = stats.expiries
@@ -180,17 +162,6 @@ def _walk(status: SupervisorStatus, out: dict[str, float]) -> None:
         out[series_key("actor_restarts_total", labels)] = child.restarts
         if child.mailbox_depth is not None:
             out[series_key("actor_mailbox_depth", labels)] = child.mailbox_depth
-
-
-async def _bounded(work: Awaitable[T], fallback: F) -> T | F:
-    with trio.move_on_after(REFRESH_DEADLINE):
-        try:
-            return await work
-        except Exception as exc:  # a stats query failing must not stop monitoring (it may be the symptom)
-            _log.warning("monitor sample refresh failed: %s", type(exc).__name__)
-            return fallback
-    _log.warning("monitor sample refresh timed out")
-    return fallback
 
 
 def _merged_buckets(families: Iterable[object]) -> Buckets:

@@ -4,8 +4,9 @@
 `config.monitoring` / `config.notifications`, opens `data/metrics.db` (it outlives monitor restarts) and
 puts a `Monitoring` on the node. `monitor_specs(node)` then gives the notifier and monitor child specs
 (placed after the dispatcher and locks in `orch.wiring.actor_specs`). Once the tree is up, the rate limits
-become a runtime setting (`security.rate_limits`) whose changes are reported to the monitor, and a
-background loop refreshes the sample source's actor-backed figures every monitor interval.
+become a runtime setting (`security.rate_limits`) whose changes are reported to the monitor. The sample
+source reads the node's state snapshot (`orch.domain_gauges`); `open_monitoring` asks that one poller to
+run at least every monitor interval and to include core health.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import trio
 import yaml
 
 from actors.monitor import MetricsStore, MonitorActor, MonitorSettings
@@ -35,7 +35,7 @@ from actors.notifier import (
 from actors.notifier.messages import NotifierMsg
 from actors.security.messages import GetRateLimits, RatePolicy, SetRateLimits
 from orch.config import Config, ConfigError
-from orch.monitor_cores import DispatcherCores, core_health_source
+from orch.monitor_cores import DispatcherCores
 from orch.monitor_recovery import NodeRecovery
 from orch.monitor_samples import NodeSamples
 from orch.runtime_settings import RuntimeSettings
@@ -145,9 +145,12 @@ async def open_monitoring(node: Node, stack: AsyncExitStack) -> None:
     notify = notifier_settings(node.config)
     path = node.config.database.data_dir / "metrics.db"
     store = await stack.enter_async_context(MetricsStore.open(path))
+    gauges = node.domain_metrics
+    if gauges is None:  # the sample source reads the snapshot that attach_domain_metrics' poller keeps
+        raise RuntimeError("attach_domain_metrics must run before open_monitoring")
+    gauges.refresher.want(settings.interval_s, core_health=True)
     registry = RuntimeSettings()
-    samples = NodeSamples(node)
-    samples.add_source(core_health_source(node))
+    samples = NodeSamples(node, gauges.state)
     recovery = NodeRecovery(node, registry, DispatcherCores(node))
     node.monitoring = Monitoring(settings, notify, store, samples, recovery, registry)
     node.on_started.append(_after_start)
@@ -190,8 +193,6 @@ async def _after_start(node: Node) -> None:
 
         m.runtime_settings.register(RATE_LIMITS, apply, policies_to_json(current))
     m.runtime_settings.on_change(lambda key, at: _tell_monitor(m, key, at))
-    if node.nursery is not None:
-        node.nursery.start_soon(_refresh_loop, m)
 
 
 def _tell_monitor(m: Monitoring, key: str, at: float) -> None:
@@ -201,13 +202,6 @@ def _tell_monitor(m: Monitoring, key: str, at: float) -> None:
         m.monitor.tell_nowait(SettingChanged(key, at))
     except ActorError as exc:  # a full or stopped monitor: the change is still recorded in the registry
         _log.warning("could not tell the monitor about %s: %s", key, type(exc).__name__)
-
-
-async def _refresh_loop(m: Monitoring) -> None:
-    interval = m.settings.interval_s
-    while True:
-        await m.samples.refresh()
-        await trio.sleep(interval)
 
 
 # ------------------------------------------------------------------------------------------- rate limits
