@@ -21,14 +21,17 @@ from actors.dispatcher.messages import (
     ListTasks,
     Report,
     Requeue,
+    SetStatus,
     TaskPage,
     TaskStatus,
     TaskView,
 )
+from actors.security.messages import Role
 from actors.storage import StoredEvent
 from orch.http.app import current_node, json_response
+from orch.http.auth import current_principal
 from orch.http.body import JsonObject, read_json_object
-from orch.http.problems import ValidationFailed
+from orch.http.problems import Forbidden, ValidationFailed
 from orch.http.query import query_csv, query_int, query_str
 from orch.http.routing import QueryParam, Router
 from orch.http.task_input import (
@@ -60,7 +63,11 @@ _ACCEPTED_SCHEMA: dict[str, Any] = {
     },
     "required": ["task_id", "status", "created", "estimated_start"],
 }
-_ERRORS = {404: "Unknown task", 409: "Illegal transition or stale lease", 422: "Invalid field"}
+_ERRORS = {
+    404: "Unknown task",
+    409: "Illegal transition (type .../illegal-transition) or stale lease (type .../stale-lease)",
+    422: "Invalid field",
+}
 
 
 def _idempotency_header() -> str | None:
@@ -272,7 +279,7 @@ async def job_events(job_id: str) -> Response:
 
 
 async def apply_status_change(task_id: str, change: StatusChange) -> TaskView:
-    """A worker's report (with its lease token), or an operator's cancel/requeue (without one)."""
+    """A worker's report (with its lease token), or an operator's lease-free change (without one)."""
     ref = dispatcher_of(current_node())
     if change.lease_token is not None:
         token = change.lease_token
@@ -287,9 +294,34 @@ async def apply_status_change(task_id: str, change: StatusChange) -> TaskView:
                 progress=change.progress,
             )
         )
-    if change.status == "queued":
-        return await ref.ask(lambda reply: Requeue(task_id, reply, reset_attempts=change.reset_attempts))
-    return await ref.ask(lambda reply: Cancel(task_id, reply, reason=change.reason))
+    principal = current_principal()
+    if principal is not None and principal.role not in (Role.OPERATOR, Role.ADMIN):
+        raise Forbidden(
+            "Only an operator may change a task's status without its lease_token; a worker sends the "
+            "token of its claim, an integration the signed POST /webhook."
+        )
+    if change.status == "cancelled":  # graceful: a held task is flagged, its worker stops on its heartbeat
+        return await ref.ask(lambda reply: Cancel(task_id, reply, reason=change.reason))
+    if change.status == "queued" and not change.reset_attempts:
+        return await ref.ask(lambda reply: Requeue(task_id, reply, reset_attempts=False))
+    progress = change.progress
+    if change.status == "progress":
+        target, progress = TaskStatus.RUNNING, progress or {}
+    else:
+        target = TaskStatus(change.status)
+    by = principal.sub if principal is not None else None
+    return await ref.ask(
+        lambda reply: SetStatus(
+            task_id,
+            target,
+            reply,
+            result=change.result,
+            error=change.error,
+            progress=progress,
+            principal=by,
+            reason=change.reason,
+        )
+    )
 
 
 @tasks.put(
@@ -297,12 +329,21 @@ async def apply_status_change(task_id: str, change: StatusChange) -> TaskView:
     summary="Change a task's status (the seed's route)",
     request_schema=REPORT_SCHEMA,
     response_schema=TASK_SCHEMA,
-    responses={200: "Applied (durable)", **_ERRORS},
+    responses={200: "Applied (durable)", 403: "A lease-free change by a non-operator", **_ERRORS},
     auth="task.set_status",
 )
 async def set_job_status(job_id: str) -> Response:
     """Workers report `running`/`progress`/`succeeded`/`failed`/`cancelled` with their `lease_token`
-    (a stale token is 409; repeating the final report is harmless). Without a token, operators may
-    `cancelled` (cancel) or `queued` (requeue a dead task); anything else needs the holder's token."""
+    (a stale token is 409 `stale-lease`; repeating the final report is harmless).
+
+    Without a token the change is an operator's (operator or admin role; 403 otherwise) and is checked
+    against the task lifecycle (409 `illegal-transition` otherwise): `running`/`progress` on a claimed or
+    running task (its worker keeps the lease); `succeeded`, `failed`, `timed_out` on a claimed or running
+    task (failed and timed_out retry with backoff or go dead); `dead` on a claimed or running task;
+    `cancelled` cancels a waiting task at once and asks a held task's worker to stop (next heartbeat);
+    `queued` re-queues a dead task (fresh attempts unless `reset_attempts: false`) or takes a claimed or
+    running task back from its worker (attempt counted). Any final change to a held task makes its
+    worker's lease stale. The event records who (`by`) and `reason`; repeating a final status is
+    harmless. Statuses `queued`, `timed_out` and `dead` are never sent with a `lease_token`."""
     change = read_status_change(await read_json_object(), require_lease=False)
     return json_response(task_json(await apply_status_change(job_id, change)))

@@ -5,6 +5,8 @@
     POST /tasks/<id>/heartbeat     {"lease_token": "...", "progress": {...}}
         -> 200 {"cancel_requested": false, "lease_expires_at": "..."}          (409: the lease is gone)
     POST /tasks/<id>/report        {"lease_token": "...", "status": "succeeded", "result": {...}}
+    POST /tasks/<id>/release       {"lease_token": "...", "reason": "worker shutting down"}
+        -> 200 the task, queued again without spending an attempt                (409: the lease is gone)
 
 A claim whose client disconnects (or whose `wait` runs out) leaves nothing claimed: the dispatcher gives
 the task back if it was handed out in the same instant. The wait also ends when the node starts draining.
@@ -16,7 +18,7 @@ import re
 
 from quart import Response
 
-from actors.dispatcher.messages import Claim, ClaimedTask, Heartbeat, HeartbeatAck
+from actors.dispatcher.messages import Claim, ClaimedTask, Heartbeat, HeartbeatAck, Release, TaskView
 from orch.http.app import current_node, json_response
 from orch.http.body import read_json_object
 from orch.http.caller import caller_name
@@ -143,3 +145,37 @@ async def report(task_id: str) -> Response:
     """Like `PUT /jobs/{id}/status` with a `lease_token`, for workers (the token is required here)."""
     change = read_status_change(await read_json_object(), require_lease=True)
     return json_response(task_json(await apply_status_change(task_id, change)))
+
+
+@workers.post(
+    "/tasks/<task_id>/release",
+    summary="Hand a held task back (worker)",
+    request_schema={
+        "type": "object",
+        "properties": {
+            "lease_token": {"type": "string", "description": "alias: leaseToken"},
+            "reason": {"type": "string", "maxLength": 1024},
+        },
+        "required": ["lease_token"],
+        "additionalProperties": False,
+    },
+    response_schema=TASK_SCHEMA,
+    responses={
+        200: "Queued again at its old place, the attempt not counted (cancelled if a cancel was pending)",
+        404: "Unknown task",
+        409: "Stale lease (type .../stale-lease): the worker no longer holds the task",
+        422: "Invalid field",
+    },
+    auth="worker.report",
+)
+async def release(task_id: str) -> Response:
+    """For a worker that cannot finish a task it holds (e.g. it is shutting down): the task goes back to
+    the queue for another worker without counting the attempt (event `task.queued`, reason `released`)."""
+    body = await read_json_object()
+    token = body.req_str("lease_token", aliases=("leaseToken",), max_len=256)
+    reason = body.opt_str("reason", min_len=1, max_len=1024)
+    body.reject_unknown()
+    task: TaskView = await dispatcher_of(current_node()).ask(
+        lambda reply: Release(task_id, token, reply, reason=reason)
+    )
+    return json_response(task_json(task))

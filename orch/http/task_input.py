@@ -102,7 +102,9 @@ class StatusChange:
         return ReportStatus(self.status)
 
 
-_STATUSES = (*[s.value for s in ReportStatus], "queued")
+_STATUSES = (*[s.value for s in ReportStatus], "queued", "timed_out", "dead")
+OPERATOR_ONLY = frozenset({"queued", "timed_out", "dead"})
+"""Statuses only an operator sets (without a lease token); a worker never reports them."""
 
 
 def read_status_change(body: JsonObject, *, require_lease: bool) -> StatusChange:
@@ -121,10 +123,10 @@ def read_status_change(body: JsonObject, *, require_lease: bool) -> StatusChange
         reset_attempts=body.opt_bool("reset_attempts", default=True),
     )
     body.reject_unknown()
-    if token is None and (require_lease or status not in ("cancelled", "queued")):
+    if token is None and require_lease:
         raise ValidationFailed("lease_token", f"is required to report {status} (only the holder may)")
-    if token is not None and status == "queued":
-        raise ValidationFailed("status", "queued is an operator's requeue; send it without lease_token")
+    if token is not None and status in OPERATOR_ONLY:
+        raise ValidationFailed("status", f"{status} is an operator's change; send it without lease_token")
     return change
 
 
@@ -159,7 +161,10 @@ REPORT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "status": {"enum": list(_STATUSES)},
-        "lease_token": {"type": "string", "description": "the claim's token (alias: leaseToken)"},
+        "lease_token": {
+            "type": "string",
+            "description": "the claim's token (alias: leaseToken); without it the change is an operator's",
+        },
         "result": {"type": "object"},
         "error": {"type": "string", "maxLength": MAX_ERROR_LEN},
         "progress": {"type": "object"},

@@ -14,10 +14,11 @@ from quart import Response, request
 from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 
 from actors.dispatcher.messages import (
-    Cancel,
     DispatcherMsg,
     Report,
     ReportStatus,
+    SetStatus,
+    TaskStatus,
     TaskView,
 )
 from actors.security.messages import VerifyWebhook, WebhookVerdict
@@ -30,7 +31,6 @@ from orch.http.problems import (
     PayloadTooLarge,
     ServiceUnavailable,
     UnsupportedMediaType,
-    ValidationFailed,
     problem,
 )
 from orch.http.problems import RequestTimeout as RequestTimeoutError
@@ -80,10 +80,24 @@ Event mapping: `task.started`/`task.running` -> running; `task.progress` -> prog
 progress); `task.completed`/`task.succeeded` -> succeeded (`data` is the result); `task.failed` -> failed
 (`data.error` is the error message, `data` the result); `task.cancelled` -> cancelled. `task.status`,
 `task.updated` or no `event` use `status` (running, progress, succeeded/completed, failed, cancelled).
-Reports go through the worker protocol, so they need the `lease_token` the integration got when it claimed
-the task (also accepted as `data.lease_token`); only a cancellation works without one (it cancels the task
-like an operator would). Events that are not task events (e.g. a GitHub `ping`) are acknowledged with
+With a `lease_token` (also accepted as `data.lease_token`: the token the integration got when it claimed
+the task) the update is a worker report. Without one, the signature is the authority: the change is
+applied lease-free, checked against the task lifecycle — running/progress on a claimed or running task
+(its worker keeps its lease); completed/failed on a claimed or running task (a failure retries with
+backoff or goes dead); cancelled on a waiting or held task (at once). A final change to a held task
+makes its worker's lease stale (it is told to stop). The task event records `by: webhook:<scheme>` and
+the delivery. Repeating a final status is harmless (200, unchanged). A change the lifecycle does not
+allow (e.g. completed for a task still queued) is 409 `illegal-transition`; a stale token 409
+`stale-lease`. Events that are not task events (e.g. a GitHub `ping`) are acknowledged with
 `applied: false` and change nothing. Answers 200 once the change is durable."""
+
+LEASE_FREE_TARGET: dict[ReportStatus, TaskStatus] = {
+    ReportStatus.RUNNING: TaskStatus.RUNNING,
+    ReportStatus.PROGRESS: TaskStatus.RUNNING,
+    ReportStatus.SUCCEEDED: TaskStatus.SUCCEEDED,
+    ReportStatus.FAILED: TaskStatus.FAILED,
+    ReportStatus.CANCELLED: TaskStatus.CANCELLED,
+}
 
 
 def _verification_error(verdict: WebhookVerdict) -> ApiError:
@@ -124,7 +138,7 @@ def _view(task: TaskView) -> dict[str, Any]:
     return {"task_id": task.id, "status": task.status.value}
 
 
-async def _apply(body: JsonObject, event: str | None) -> dict[str, Any]:
+async def _apply(body: JsonObject, event: str | None, verdict: WebhookVerdict) -> dict[str, Any]:
     status = _target_status(event, body)
     if status is None:
         return {"applied": False, "reason": f"event {event!r} is not a task event; nothing to do"}
@@ -134,19 +148,25 @@ async def _apply(body: JsonObject, event: str | None) -> dict[str, Any]:
     lease = body.opt_str("lease_token", aliases=("leaseToken",), max_len=256)
     if lease is None and data is not None and isinstance(data.get("lease_token"), str):
         lease = data.pop("lease_token")
-    if lease is None:
-        if status is not ReportStatus.CANCELLED:
-            raise ValidationFailed(
-                "lease_token", f"is required to report {status.value} (the token of the integration's claim)"
-            )
-        reason = str((data or {}).get("reason", "cancelled by webhook"))[:500]
-        task: TaskView = await _dispatcher().ask(lambda r: Cancel(task_id, r, reason))
-        return {"applied": True, **_view(task)}
     error = None
     if status is ReportStatus.FAILED:
         error = str((data or {}).get("error", "reported failed by webhook"))[:2000]
+    elif status is ReportStatus.CANCELLED and data is not None and "reason" in data:
+        error = str(data["reason"])[:2000]
     result = data if status in (ReportStatus.SUCCEEDED, ReportStatus.FAILED) else None
     progress = data if status is ReportStatus.PROGRESS else None
+    if status is ReportStatus.PROGRESS and progress is None:
+        progress = {}
+    if lease is None:
+        by = f"webhook:{verdict.scheme}"
+        detail = f"{event or 'task.status'} delivery {verdict.delivery_id}"[:500]
+        target = LEASE_FREE_TARGET[status]
+        task: TaskView = await _dispatcher().ask(
+            lambda r: SetStatus(
+                task_id, target, r, result=result, error=error, progress=progress, principal=by, reason=detail
+            )
+        )
+        return {"applied": True, **_view(task)}
     token = lease
     task = await _dispatcher().ask(
         lambda r: Report(task_id, token, status, r, result=result, error=error, progress=progress)
@@ -184,7 +204,8 @@ async def _apply(body: JsonObject, event: str | None) -> dict[str, Any]:
         400: "Malformed signature header or JSON",
         401: "Missing, wrong or stale signature",
         404: "Unknown task",
-        409: "Replayed delivery, illegal transition or stale lease",
+        409: "Replayed delivery (webhook-replayed), illegal transition (illegal-transition) or stale lease"
+        " (stale-lease)",
         413: "Body too large",
         415: "Body is not JSON",
         422: "Missing or invalid field",
@@ -209,6 +230,6 @@ async def receive_webhook() -> Response:
         raise UnsupportedMediaType(f"Expected Content-Type application/json, got {mimetype!r}.")
     body = parse_json_object(raw)
     event = body.opt_str("event", aliases=("type",), max_len=128) or request.headers.get("X-GitHub-Event")
-    outcome = await _apply(body, event)
+    outcome = await _apply(body, event, verdict)
     answer = {"accepted": True, "scheme": verdict.scheme, "delivery_id": verdict.delivery_id, **outcome}
     return json_response(answer)

@@ -212,11 +212,12 @@ async def test_put_status_with_the_lease_token_reports_and_a_stale_token_is_409(
         problem(await worker.put(url, json={"status": "failed", "lease_token": claimed["lease_token"]}), 409)
 
 
-async def test_put_status_without_a_token_lets_operators_cancel_and_requeue_only(node: RunningNode) -> None:
+async def test_put_status_without_a_token_is_an_operators_lifecycle_checked_change(node: RunningNode) -> None:
     async with role_client(node, "operator") as ops:
         task = await dispatch(ops, "OPS")
         url = f"/jobs/{task['task_id']}/status"
-        assert problem(await ops.put(url, json={"status": "succeeded"}), 422)["field"] == "lease_token"
+        illegal = problem(await ops.put(url, json={"status": "succeeded"}), 409)  # still queued
+        assert illegal["type"].endswith("illegal-transition")
         assert problem(await ops.put(url, json={"status": "done"}), 422)["field"] == "status"
         queued_with_token = {"status": "queued", "lease_token": "x"}
         assert problem(await ops.put(url, json=queued_with_token), 422)["field"] == "status"
