@@ -10,7 +10,8 @@ signal, stderr tail). The command runs in its own process group, so stopping it 
   5 s) and reports `cancelled`. A heartbeat answering 404/409 means the task was taken away (lease lapsed,
   timed out): the command is stopped and nothing is reported.
 - SIGTERM/SIGINT: stop claiming; let the running command finish within `--grace` seconds, then stop it and
-  report `failed` ("worker stopped"), which hands the task back for a retry. A second signal stops at once.
+  hand the task back (`POST /tasks/{id}/release`): it is queued again for another worker WITHOUT spending
+  an attempt (the worker's shutdown is not the task's failure). A second signal stops at once.
 - The node unreachable or answering 5xx/429: retry with exponential backoff and jitter (0.5 s .. 30 s);
   a command keeps running meanwhile, and its report is retried for up to `report_patience` seconds.
 - Refused credentials (401/403) or a bad request (422) end the worker with exit status 2.
@@ -231,10 +232,18 @@ class Worker:
         if result.stopped_by == "lease-lost":
             self._count("lost")
             return
+        if result.stopped_by == "shutdown":
+            released = await self._post(
+                http,
+                f"/tasks/{task_id}/release",
+                {"lease_token": token, "reason": "worker stopped"},
+                "release",
+            )
+            self._count("released" if released else "lost")
+            _log.info("%s handed back (worker stopping, %.2f s)", task_id, result.duration_s)
+            return
         if result.stopped_by == "cancel":
             body: dict[str, Any] = {"status": "cancelled", "error": "cancelled on request; command stopped"}
-        elif result.stopped_by == "shutdown":
-            body = {"status": "failed", "error": "worker stopped before the command finished"}
         elif result.returncode == 0:
             body = {"status": "succeeded", "result": _result_json(result)}
         else:
@@ -245,21 +254,26 @@ class Worker:
 
     async def _report(self, http: httpx.AsyncClient, task_id: str, token: str, body: dict[str, Any]) -> bool:
         """Report with retries (a repeat of the same report is harmless); False when the task is lost."""
+        what = f"report {body['status']}"
+        return await self._post(http, f"/tasks/{task_id}/report", {"lease_token": token, **body}, what)
+
+    async def _post(self, http: httpx.AsyncClient, path: str, body: dict[str, Any], what: str) -> bool:
+        """POST with retries on 5xx/429/unreachable for up to `report_patience`; False when refused."""
         deadline = time.monotonic() + self.settings.report_patience
         backoff = _Backoff(self.settings.backoff_min, self.settings.backoff_max)
         while True:
             try:
-                response = await http.post(f"/tasks/{task_id}/report", json={"lease_token": token, **body})
+                response = await http.post(path, json=body)
             except httpx.TransportError as exc:
                 response = None
-                _log.warning("report for %s failed (%s); retrying", task_id, type(exc).__name__)
+                _log.warning("%s (%s) failed (%s); retrying", what, path, type(exc).__name__)
             if response is not None and response.status_code == 200:
                 return True
             if response is not None and response.status_code < 500 and response.status_code != 429:
-                _log.warning("report %s for %s refused: %s", body["status"], task_id, problem_text(response))
+                _log.warning("%s (%s) refused: %s", what, path, problem_text(response))
                 return False
             if time.monotonic() >= deadline:
-                _log.error("gave up reporting %s for %s", body["status"], task_id)
+                _log.error("gave up: %s (%s)", what, path)
                 return False
             await trio.sleep(max(backoff.delay(), _retry_after(response)))
 

@@ -211,10 +211,12 @@ async def test_sigterm_gives_the_command_its_grace_then_hands_the_task_back(
             if process.returncode is None:
                 process.kill()
                 await process.wait()
-        final = await wait_status(ops, task["task_id"], "retrying", "queued")
+        final = await wait_status(ops, task["task_id"], "queued")
+        events = (await ops.get(f"/jobs/{task['task_id']}/events")).json()["events"]
     assert code == 0
     assert not alive(command)
-    assert final["error"] == "worker stopped before the command finished" and final["attempts"] == 1
+    assert final["attempts"] == 0 and final["error"] is None  # handed back: the attempt is not spent
+    assert events[-1]["type"] == "task.queued" and events[-1]["data"]["reason"] == "released"
 
 
 def free_port() -> int:
