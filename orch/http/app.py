@@ -91,6 +91,7 @@ def create_app(node: Node, *, routers: Iterable[Router] = ()) -> OrchApp:
     from orch.http.ops import ops  # the route modules import this module for helpers
     from orch.http.routes_admin import admin
     from orch.http.routes_auth import audit_routes, auth_routes, token_routes, user_routes
+    from orch.http.routes_cores import cores
     from orch.http.routes_locks import locks
     from orch.http.routes_monitor import monitor_routes
     from orch.http.routes_tasks import tasks
@@ -107,6 +108,7 @@ def create_app(node: Node, *, routers: Iterable[Router] = ()) -> OrchApp:
     security_routers = [auth_routes, user_routes, token_routes, audit_routes, webhook_routes]
     task_routers = [tasks, workers, locks, admin]
     task_routers.append(monitor_routes)  # alerts, silences, metric history, recoveries, rate limits
+    task_routers.append(cores)  # core health, isolation, restore, re-queue
     app.routes = install(app, [ops, *security_routers, *task_routers, feeds, *routers])
     app.openapi = build_openapi(app.routes, version=node.version)
     app.openapi_body = json_text(app.openapi).encode()
