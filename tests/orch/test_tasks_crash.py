@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import httpx
 import pytest
 import trio
 
-from orch.server import READY_PREFIX
+from .serve_process import start_serve
 
 pytestmark = pytest.mark.integration
 
@@ -32,23 +30,6 @@ ENV = {
 }
 CLIENTS = 16
 KILL_AFTER_ACKS = 400
-
-
-async def start_serve(data_dir: Path) -> tuple[trio.Process, str]:
-    argv = [sys.executable, "-m", "orch", "serve", "--port", "0", "--data-dir", str(data_dir)]
-    process = await trio.lowlevel.open_process(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV
-    )
-    assert process.stdout is not None
-    buffer = b""
-    with trio.fail_after(20):
-        while b"\n" not in buffer:
-            chunk = await process.stdout.receive_some(4096)
-            assert chunk, "orch serve exited before it was ready"
-            buffer += chunk
-    line = buffer.partition(b"\n")[0].decode()
-    assert line.startswith(READY_PREFIX), line
-    return process, line.removeprefix(READY_PREFIX)
 
 
 async def admin_token(url: str) -> str:
@@ -105,7 +86,7 @@ async def list_all(url: str, token: str) -> list[str]:
 
 async def test_kill_9_of_orch_serve_during_a_dispatch_load_loses_no_acknowledged_task(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    process, url = await start_serve(data_dir)
+    process, url = await start_serve(data_dir, ENV)
     try:
         acked = await load_until_killed(url, await admin_token(url), process)
     finally:
@@ -115,7 +96,7 @@ async def test_kill_9_of_orch_serve_during_a_dispatch_load_loses_no_acknowledged
     assert process.returncode == -signal.SIGKILL
     assert len(acked) >= KILL_AFTER_ACKS and len(set(acked)) == len(acked)
 
-    again, url = await start_serve(data_dir)
+    again, url = await start_serve(data_dir, ENV)
     try:
         token = await admin_token(url)
         stored = await list_all(url, token)

@@ -12,8 +12,6 @@ import hmac
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import httpx
 import pytest
 import trio
 
-from orch.server import READY_PREFIX
+from .serve_process import start_serve, stop_serve
 
 pytestmark = pytest.mark.integration
 
@@ -41,33 +39,6 @@ CLIENTS = 8
 KILL_AFTER_ACKS = 200
 
 Delivery = tuple[bytes, dict[str, str]]
-
-
-async def start_serve(data_dir: Path) -> tuple[trio.Process, str]:
-    argv = [sys.executable, "-m", "orch", "serve", "--port", "0", "--data-dir", str(data_dir)]
-    process = await trio.lowlevel.open_process(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV
-    )
-    assert process.stdout is not None
-    buffer = b""
-    with trio.fail_after(20):
-        while b"\n" not in buffer:
-            chunk = await process.stdout.receive_some(4096)
-            assert chunk, "orch serve exited before it was ready"
-            buffer += chunk
-    line = buffer.partition(b"\n")[0].decode()
-    assert line.startswith(READY_PREFIX), line
-    return process, line.removeprefix(READY_PREFIX)
-
-
-async def stop(process: trio.Process) -> None:
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-        with trio.move_on_after(15):
-            await process.wait()
-    if process.returncode is None:
-        process.kill()
-        await process.wait()
 
 
 def x_signature(n: int) -> Delivery:
@@ -119,7 +90,7 @@ async def test_webhooks_acknowledged_before_a_kill_9_are_refused_as_replays_afte
     tmp_path: Path,
 ) -> None:
     data_dir = tmp_path / "data"
-    process, url = await start_serve(data_dir)
+    process, url = await start_serve(data_dir, ENV)
     try:
         async with httpx.AsyncClient(base_url=url) as http:
             hub = await post(http, github(b'{"event":"ping","zen":"first"}', "delivery-1"))
@@ -131,14 +102,14 @@ async def test_webhooks_acknowledged_before_a_kill_9_are_refused_as_replays_afte
     assert hub.status_code == 200, hub.text
     assert process.returncode == -signal.SIGKILL and len(acked) >= KILL_AFTER_ACKS
 
-    again, url = await start_serve(data_dir)
+    again, url = await start_serve(data_dir, ENV)
     try:
         async with httpx.AsyncClient(base_url=url, timeout=10.0) as http:
             statuses = [(await post(http, delivery)).status_code for delivery in acked]
             redelivered = await post(http, github(b'{"event":"ping","zen":"second"}', "delivery-1"))
             fresh = await post(http, x_signature(-1))
     finally:
-        await stop(again)
+        await stop_serve(again)
     assert statuses == [409] * len(acked), f"{statuses.count(200)} acknowledged deliveries replayed"
     assert redelivered.status_code == 409, redelivered.text
     assert fresh.status_code == 200, fresh.text
