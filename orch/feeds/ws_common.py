@@ -102,6 +102,27 @@ def handshake_token() -> str | None:
     return token if token is not None else (websocket.args.get("token") or None)
 
 
+@dataclass(frozen=True, slots=True)
+class Denied:
+    """The handshake was refused; serve ``response`` instead of accepting the socket."""
+
+    response: Response
+
+
+async def accept_socket(action: Action) -> Principal | Denied | None:
+    """Authenticate the handshake (if it carries a token) and accept the socket.
+
+    ``None`` means no token came with the handshake: the first message must authenticate.
+    """
+    try:
+        token = handshake_token()
+        principal = await ws_authenticate(action, token) if token is not None else None
+    except (ApiError, SecurityError) as exc:
+        return Denied(ws_deny(ws_api_error(exc)))
+    await websocket.accept()
+    return principal
+
+
 async def ws_authenticate(action: Action, token: str | None) -> Principal:
     """`authorize` for a websocket: the same check as every HTTP route (route class `stream`)."""
     client = websocket.remote_addr or "unknown"

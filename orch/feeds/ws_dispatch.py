@@ -39,22 +39,21 @@ from actors.dispatcher.messages import (
     TaskSpec,
     TaskView,
 )
-from actors.security.messages import Action, Principal, SecurityError, is_allowed
+from actors.security.messages import Action, Principal, is_allowed
 from orch.feeds.hub import FeedHub
 from orch.feeds.metrics import Transport
 from orch.feeds.ws_common import (
     CLOSE_GOING_AWAY,
     Close,
+    Denied,
     SocketWriter,
+    accept_socket,
     close_at_expiry,
     first_message_auth,
-    handshake_token,
     json_fields,
     parse_message,
     principal_summary,
     ws_api_error,
-    ws_authenticate,
-    ws_deny,
 )
 from orch.http.app import current_node
 from orch.http.body import JsonObject
@@ -92,12 +91,9 @@ Dispatcher = ActorRef[DispatcherMsg]
 
 async def serve_dispatch_socket(hub: FeedHub) -> Response | None:
     """The handler of `WS /ws/dispatch` (returns a problem response when the handshake is refused)."""
-    try:
-        token = handshake_token()
-        principal = await ws_authenticate(Action.TASK_DISPATCH, token) if token is not None else None
-    except (ApiError, SecurityError) as exc:
-        return ws_deny(ws_api_error(exc))
-    await websocket.accept()
+    principal = await accept_socket(Action.TASK_DISPATCH)
+    if isinstance(principal, Denied):
+        return principal.response
     await _DispatchConnection(hub, principal).run()
     return None
 

@@ -21,7 +21,7 @@ from typing import Any
 import trio
 from quart import Response, websocket
 
-from actors.security.messages import Action, Principal, SecurityError
+from actors.security.messages import Action, Principal
 from orch.feeds.feed import EventFeed, FeedEnded, FeedLagged
 from orch.feeds.filters import EventFilter
 from orch.feeds.hub import FeedHub
@@ -29,16 +29,14 @@ from orch.feeds.metrics import Transport
 from orch.feeds.ws_common import (
     CLOSE_GOING_AWAY,
     Close,
+    Denied,
     SocketWriter,
+    accept_socket,
     close_at_expiry,
     first_message_auth,
-    handshake_token,
     json_fields,
     parse_message,
     principal_summary,
-    ws_api_error,
-    ws_authenticate,
-    ws_deny,
     ws_error_message,
 )
 from orch.http.app import current_node
@@ -63,12 +61,9 @@ class _Subscription:
 
 async def serve_events_socket(hub: FeedHub) -> Response | None:
     """The handler of `WS /ws/events` (returns a problem response when the handshake is refused)."""
-    try:
-        token = handshake_token()
-        principal = await ws_authenticate(Action.EVENT_STREAM, token) if token is not None else None
-    except (ApiError, SecurityError) as exc:
-        return ws_deny(ws_api_error(exc))
-    await websocket.accept()
+    principal = await accept_socket(Action.EVENT_STREAM)
+    if isinstance(principal, Denied):
+        return principal.response
     await _EventsConnection(hub, principal).run()
     return None
 
