@@ -7,8 +7,10 @@ the row copy, emits the event and records the `Change` for the actor.
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -112,13 +114,38 @@ def _idempotent_match(tx: Tx, rules: Rules, spec: TaskSpec, now: float) -> TaskR
     return None
 
 
+class _Entropy:
+    """OS randomness fetched in blocks: one ``os.urandom`` call per 4,096 ids instead of one per id.
+
+    A getrandom syscall per task was 15 % of the writer thread's time in the batched-dispatch bench.
+    """
+
+    _BLOCK = 9 * 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = b""
+        self._at = 0
+
+    def hex9(self) -> str:
+        with self._lock:
+            if self._at + 9 > len(self._pool):
+                self._pool, self._at = os.urandom(self._BLOCK), 0
+            chunk = self._pool[self._at : self._at + 9]
+            self._at += 9
+        return chunk.hex()
+
+
+_ENTROPY = _Entropy()
+
+
 def new_task_id(now: float) -> str:
     """32 hex digits: microseconds since the epoch, then 72 random bits.
 
     Time-ordered on purpose: new ids land at the right edge of the ``id`` index and of the events'
     ``subject`` index instead of at random pages (random uuid4s halved insert throughput at 100k rows).
     """
-    return f"{int(now * 1_000_000):014x}{secrets.token_hex(9)}"
+    return f"{int(now * 1_000_000):014x}{_ENTROPY.hex9()}"
 
 
 class _NewTask:
