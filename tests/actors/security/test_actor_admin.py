@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,6 @@ import trio
 
 from actors.security.messages import (
     Action,
-    Authorize,
     ChangeRole,
     Conflict,
     DisableUser,
@@ -20,27 +18,16 @@ from actors.security.messages import (
     ListSystemTokens,
     ListUsers,
     NotFound,
-    Principal,
     Refresh,
     ResetPassword,
     RevokeToken,
     Role,
-    SecurityMsg,
     SystemToken,
-    TokenPair,
     Unauthenticated,
-    UserInfo,
 )
 from actors.storage import StoredEvent
-from runtime import ActorRef
 
-Ref = ActorRef[SecurityMsg]
-CreateUserFn = Callable[..., Awaitable[UserInfo]]
-LoginFn = Callable[..., Awaitable[TokenPair]]
-
-
-async def authorize(ref: Ref, token: str, action: Action = Action.TASK_READ) -> Principal:
-    return await ref.ask(lambda r: Authorize(token, action, "read", "10.0.0.1", r))
+from .actor_helpers import CreateUserFn, LoginFn, Ref, authorize
 
 
 async def issue(ref: Ref, name: str = "worker-1", ttl: float | None = None) -> SystemToken:

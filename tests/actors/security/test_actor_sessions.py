@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -10,32 +9,18 @@ import trio
 
 from actors.security.messages import (
     Action,
-    Authorize,
     Busy,
     Forbidden,
     InvalidRequest,
     LockedOut,
     Logout,
-    Principal,
     Refresh,
     Role,
-    SecurityMsg,
-    TokenPair,
     Unauthenticated,
-    UserInfo,
 )
 from actors.storage import StoredEvent
-from runtime import ActorRef
 
-Ref = ActorRef[SecurityMsg]
-CreateUserFn = Callable[..., Awaitable[UserInfo]]
-LoginFn = Callable[..., Awaitable[TokenPair]]
-
-
-async def authorize(
-    ref: Ref, token: str | None, action: Action = Action.TASK_READ, route: str = "read"
-) -> Principal:
-    return await ref.ask(lambda r: Authorize(token, action, route, "10.0.0.1", r))
+from .actor_helpers import CreateUserFn, LoginFn, authorize
 
 
 async def test_login_then_authorise_an_allowed_action(
