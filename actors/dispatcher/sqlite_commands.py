@@ -12,6 +12,7 @@ from typing import Any, assert_never
 
 from actors.storage import Tx
 
+from . import sqlite_dispatch
 from . import sqlite_ops as ops
 from . import sqlite_reports as reports
 from . import sqlite_status as status_ops
@@ -49,7 +50,7 @@ def execute(
 def _run(tx: Tx, rules: Rules, command: Command, now: float) -> Outcome[Any]:
     match command:
         case DispatchCmd(specs=specs, metadata_json=metadata):
-            return ops.dispatch(tx, rules, specs, metadata, now)
+            return sqlite_dispatch.dispatch(tx, rules, specs, metadata, now)
         case HeartbeatCmd(task_id=task_id, lease_token=token, lease_s=lease_s, progress=progress):
             return ops.heartbeat(tx, task_id, token, lease_s, progress, now)
         case ReportCmd(task_id=task_id, lease_token=token, status=status, result=result, error=error):

@@ -1,0 +1,126 @@
+"""The dispatch write op: inserting new tasks (each with its ``task.queued`` event) in the writer thread.
+
+The hot path of `DispatchBatch`: ids drawn from pooled OS randomness, one ``executemany`` per run of new
+rows, idempotency keys looked up against rows already inserted by the same batch.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from actors.storage import Tx
+
+from .messages import TaskSpec, TaskStatus, TaskView
+from .rows import INSERT, TaskRow, select_many
+from .sqlite_ops import Rules, Step
+from .store import Change, Dispatched, Outcome
+
+S = TaskStatus
+
+
+def dispatch(
+    tx: Tx, rules: Rules, specs: Sequence[TaskSpec], metadata_json: Sequence[str], now: float
+) -> Outcome[list[Dispatched]]:
+    """Insert ``specs`` (each with its ``task.queued`` event); known idempotency keys return the old task."""
+    step = Step(tx, now)
+    out: list[Dispatched] = []
+    pending: list[_NewTask] = []
+    for spec, metadata in zip(specs, metadata_json, strict=True):
+        if spec.idempotency_key is not None:
+            _flush(tx, pending, step)  # the lookup must see the tasks of this batch inserted so far
+            existing = _idempotent_match(tx, rules, spec, now)
+            if existing is not None:
+                out.append(Dispatched(existing.view(), created=False))
+                continue
+        new = _NewTask(rules, spec, metadata, now)
+        pending.append(new)
+        out.append(Dispatched(new.view, created=True))
+    _flush(tx, pending, step)
+    return step.outcome(out)
+
+
+def _idempotent_match(tx: Tx, rules: Rules, spec: TaskSpec, now: float) -> TaskRow | None:
+    rows = select_many(
+        tx.conn, "WHERE core_id = ? AND idempotency_key = ?", (spec.core_id, spec.idempotency_key)
+    )
+    if not rows:
+        return None
+    if rows[0].created_at >= now - rules.idempotency_window_s:
+        return rows[0]
+    # Outside the window the key is free again; the old task keeps running but loses its key.
+    tx.conn.execute("UPDATE tasks SET idempotency_key = NULL WHERE seq = ?", (rows[0].seq,))
+    return None
+
+
+class _Entropy:
+    """OS randomness fetched in blocks: one ``os.urandom`` call per 4,096 ids instead of one per id.
+
+    A getrandom syscall per task was 15 % of the writer thread's time in the batched-dispatch bench.
+    """
+
+    _BLOCK = 9 * 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = b""
+        self._at = 0
+
+    def hex9(self) -> str:
+        with self._lock:
+            if self._at + 9 > len(self._pool):
+                self._pool, self._at = os.urandom(self._BLOCK), 0
+            chunk = self._pool[self._at : self._at + 9]
+            self._at += 9
+        return chunk.hex()
+
+
+_ENTROPY = _Entropy()
+
+
+def new_task_id(now: float) -> str:
+    """32 hex digits: microseconds since the epoch, then 72 random bits.
+
+    Time-ordered on purpose: new ids land at the right edge of the ``id`` index and of the events'
+    ``subject`` index instead of at random pages (random uuid4s halved insert throughput at 100k rows).
+    """
+    return f"{int(now * 1_000_000):014x}{_ENTROPY.hex9()}"
+
+
+class _NewTask:
+    """A task about to be inserted: its row parameters and its view (the batched-dispatch hot path)."""
+
+    __slots__ = ("params", "view")
+
+    def __init__(self, rules: Rules, spec: TaskSpec, metadata: str, now: float) -> None:
+        not_before = now if spec.not_before is None else max(now, spec.not_before)
+        task_id = new_task_id(now)
+        rank = rules.aging.rank(not_before, spec.priority)
+        self.params = (
+            task_id, spec.core_id, spec.priority, "queued", spec.max_attempts, spec.timeout, metadata,
+            int(spec.stay), spec.idempotency_key, not_before, rank, now, now,
+        )  # fmt: skip
+        self.view = TaskView(
+            task_id, spec.core_id, spec.priority, S.QUEUED, 0, spec.max_attempts, spec.timeout,
+            spec.metadata, spec.stay, spec.idempotency_key, not_before, None, None, None, False, None, None,
+            None, now, now, None,
+        )  # fmt: skip
+
+
+def _flush(tx: Tx, pending: list[_NewTask], step: Step) -> None:
+    if not pending:
+        return
+    if len(pending) == 1:  # executemany costs ~15 us more than execute for a single row
+        tx.conn.execute(INSERT, pending[0].params)
+    else:
+        tx.conn.executemany(INSERT, [new.params for new in pending])
+    for new in pending:
+        view = new.view
+        step.changes.append(Change(view.core_id, view.priority, None, S.QUEUED, view.not_before))
+        data: dict[str, Any] = {"priority": view.priority, "reason": "dispatch"}
+        if view.not_before > step.now:
+            data["not_before"] = view.not_before
+        tx.emit("task.queued", subject=view.id, core_id=view.core_id, data=data)
+    pending.clear()
