@@ -51,7 +51,7 @@ SCENARIOS: dict[str, Scenario] = {
         (4,),
     ),
     "cycle": Scenario(
-        "bench.scenarios.dispatch:run_cycle",
+        "bench.scenarios.cycle:run_cycle",
         "full cycle over HTTP: dispatchers + 20 workers (claim, heartbeat, report); all stored succeeded",
         (10, 50),
         (20,),

@@ -6,8 +6,11 @@ import json
 from dataclasses import dataclass
 
 from bench.harness.load import Done, HttpAnswer, HttpOp, OpFailed
+from bench.harness.report import Check, ScenarioResult
+from bench.harness.runner import Bench
+from bench.harness.verify import check_acks_stored, stored_values
 
-__all__ = ["GetHealth", "PostEcho"]
+__all__ = ["GetHealth", "PostEcho", "errors_check", "expect_status", "verify_acks_stored"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,3 +41,23 @@ class PostEcho(HttpOp):
         if not response.json().get("received"):
             raise OpFailed("empty echo")
         return Done(acks=(str(seq),))
+
+
+def expect_status(response: HttpAnswer, *statuses: int) -> None:
+    """Raise `OpFailed` unless the answer has one of ``statuses``."""
+    if response.status_code not in statuses:
+        raise OpFailed(f"HTTP {response.status_code}", response.text[:300])
+
+
+def verify_acks_stored(bench: Bench, acked: list[str], what: str) -> None:
+    """Stop the node (SIGTERM), then check that every acknowledged id is a task in its store."""
+    bench.stop_node()
+    stored = stored_values(bench.db_path, "SELECT id FROM tasks")
+    bench.result.checks.append(check_acks_stored(f"every acknowledged {what} is in the store", acked, stored))
+
+
+def errors_check(result: ScenarioResult) -> None:
+    """No failed request in any run; and the medians, which the targets are read from."""
+    errors = sum(m.errors for m in result.runs)
+    result.checks.append(Check("no failed requests", errors == 0, f"{errors} errors in all runs"))
+    result.finish()

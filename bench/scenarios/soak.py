@@ -15,7 +15,8 @@ from bench.harness.runner import NODE, Bench, Options
 from bench.harness.servers import ResourceMeter
 from bench.harness.verify import check_acks_stored, check_streams_complete, stored_values
 from bench.scenarios.common import GetHealth
-from bench.scenarios.dispatch import DispatchOne, WorkerCycle
+from bench.scenarios.cycle import WorkerCycle
+from bench.scenarios.dispatch import DispatchOne
 from bench.scenarios.fanout import node_feed
 
 __all__ = ["rss_slope", "run"]

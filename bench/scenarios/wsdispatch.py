@@ -17,7 +17,8 @@ from bench.harness.load import Call, ClientEnv, Done, Group, OpFailed
 from bench.harness.report import Check, ScenarioResult, TargetCheck
 from bench.harness.runner import NODE, Bench, Options
 from bench.harness.verify import check_acks_stored, stored_values
-from bench.scenarios.dispatch import CORES, WORKERS, task_body
+from bench.scenarios.cycle import WORKERS
+from bench.scenarios.dispatch import CORES, task_body
 
 __all__ = ["WsDispatch", "WsWorkerCycle", "run_cycle", "run_dispatch"]
 
