@@ -23,7 +23,7 @@ import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, assert_never
+from typing import Any, TypeVar, assert_never
 
 import trio
 
@@ -37,6 +37,7 @@ from .messages import (
     Cancel,
     Claim,
     ClaimedTask,
+    ClaimMany,
     CoreHealth,
     CoreHealthView,
     CoreState,
@@ -46,6 +47,8 @@ from .messages import (
     DispatcherMsg,
     GetTask,
     Heartbeat,
+    HeartbeatItem,
+    HeartbeatMany,
     InvalidTask,
     IsolateCore,
     ListCores,
@@ -55,6 +58,8 @@ from .messages import (
     QueueStatsView,
     Release,
     Report,
+    ReportItem,
+    ReportMany,
     Requeue,
     RequeueCore,
     RestoreCore,
@@ -70,6 +75,7 @@ from .store import (
     DispatchCmd,
     HeartbeatCmd,
     Isolation,
+    Outcome,
     ReleaseCmd,
     ReportCmd,
     RequeueCmd,
@@ -78,13 +84,17 @@ from .store import (
 )
 from .waiters import Waiter, Waiters
 
+Item = TypeVar("Item")
+
 
 @dataclass(slots=True)
 class _Request:
-    command: Command
+    commands: list[Command]
     reply: Reply[Any]
     single: bool  # a Dispatch (one value) rather than a DispatchBatch (a tuple)
     weight: int  # tasks it writes, for batch sizing
+    # A *Many message: one answer per item, in order; items refused before the write hold their error.
+    items: list[DispatcherError | None] | None = None
 
 
 class DispatcherActor(Actor[DispatcherMsg]):
@@ -151,20 +161,24 @@ class DispatcherActor(Actor[DispatcherMsg]):
                 self._last_claim[core] = self._now()
                 self._waiters.park(core, worker, lease, reply)
                 self._feed(core)
+            case ClaimMany(core_id=core, worker_id=worker, lease=lease, max=most, reply=reply):
+                validate_lease(lease)
+                self._check_batch(most, "max")
+                self._last_claim[core] = self._now()
+                self._waiters.park(core, worker, lease, reply, want=most, many=True)
+                self._feed(core)
             case Heartbeat(task_id=task_id, lease_token=token, lease=lease, progress=progress, reply=reply):
-                if lease is not None:
-                    validate_lease(lease)
-                if progress is not None:
-                    encode_json(progress, "progress")
-                await self._submit(HeartbeatCmd(task_id, token, lease, progress), reply)
+                await self._submit(_heartbeat_cmd(HeartbeatItem(task_id, token, progress, lease)), reply)
+            case HeartbeatMany(items=items, reply=reply):
+                self._check_batch(len(items), "items")
+                await self._submit_many([_checked(_heartbeat_cmd, item) for item in items], reply)
             case Report(reply=reply):
                 m = message
-                for field, value in (("result", m.result), ("progress", m.progress)):
-                    if value is not None:
-                        encode_json(value, field)
-                await self._submit(
-                    ReportCmd(m.task_id, m.lease_token, m.status, m.result, m.error, m.progress), reply
-                )
+                item = ReportItem(m.task_id, m.lease_token, m.status, m.result, m.error, m.progress)
+                await self._submit(_report_cmd(item), reply)
+            case ReportMany(items=report_items, reply=reply):
+                self._check_batch(len(report_items), "items")
+                await self._submit_many([_checked(_report_cmd, item) for item in report_items], reply)
             case SetStatus(reply=reply):
                 m2 = message
                 if m2.status not in SETTABLE_STATUSES:
@@ -238,14 +252,31 @@ class DispatcherActor(Actor[DispatcherMsg]):
 
     # --- writes --------------------------------------------------------------------------------------------
 
+    def _check_batch(self, n: int, field: str) -> None:
+        most = self._cfg.max_worker_batch
+        if not 1 <= n <= most:
+            raise InvalidTask(f"{field} must be within [1, {most}] (got {n})")
+
     async def _submit(self, command: Command, reply: Reply[Any], *, single: bool = False) -> None:
         """Queue a write; a few flushers run everything queued as one `TaskStore.execute` each."""
+        weight = len(command.specs) if isinstance(command, DispatchCmd) else 1
+        await self._enqueue(_Request([command], reply, single, weight))
+
+    async def _submit_many(self, checked: list[Command | DispatcherError], reply: Reply[Any]) -> None:
+        """Queue the valid items of a *Many message as one request (answered as a tuple, item order)."""
+        commands = [c for c in checked if not isinstance(c, DispatcherError)]
+        items = [c if isinstance(c, DispatcherError) else None for c in checked]
+        if not commands:  # every item refused: nothing to write
+            reply.send(tuple(items))
+            return
+        await self._enqueue(_Request(commands, reply, False, len(commands), items))
+
+    async def _enqueue(self, request: _Request) -> None:
         while self._queued_weight >= self._cfg.max_queued_writes:  # backpressure: the mailbox fills up
             self._room = trio.Event()
             await self._room.wait()
-        weight = len(command.specs) if isinstance(command, DispatchCmd) else 1
-        self._queue.append(_Request(command, reply, single, weight))
-        self._queued_weight += weight
+        self._queue.append(request)
+        self._queued_weight += request.weight
         if self._flushers < self._cfg.write_parallelism:
             self._flushers += 1
             self._busy += 1
@@ -255,20 +286,46 @@ class DispatcherActor(Actor[DispatcherMsg]):
         try:
             while batch := self._take_writes():
                 now = self._now()
-                results = await self._store.execute([r.command for r in batch], now)
-                for request, result in zip(batch, results, strict=True):
-                    if isinstance(result, DispatcherError):
-                        request.reply.fail(result)
-                    elif isinstance(request.command, DispatchCmd):
-                        accepted, available = self._ledger.accept(result, now, self._idle_workers)
-                        self._after_changes(available)
-                        request.reply.send(accepted[0] if request.single else tuple(accepted))
+                results = await self._store.execute([c for r in batch for c in r.commands], now)
+                at = 0
+                for request in batch:
+                    if request.items is not None:
+                        self._answer_many(request, results[at : at + len(request.commands)], now)
                     else:
-                        self._absorb(result.changes, now)
-                        request.reply.send(result.value)
+                        self._answer(request, results[at], now)
+                    at += len(request.commands)
         finally:
             self._flushers -= 1
             self._done()
+
+    def _answer(self, request: _Request, result: Outcome[Any] | DispatcherError, now: float) -> None:
+        if isinstance(result, DispatcherError):
+            request.reply.fail(result)
+        elif isinstance(request.commands[0], DispatchCmd):
+            accepted, available = self._ledger.accept(result, now, self._idle_workers)
+            self._after_changes(available)
+            request.reply.send(accepted[0] if request.single else tuple(accepted))
+        else:
+            self._absorb(result.changes, now)
+            request.reply.send(result.value)
+
+    def _answer_many(
+        self, request: _Request, results: list[Outcome[Any] | DispatcherError], now: float
+    ) -> None:
+        assert request.items is not None
+        written = iter(results)
+        answers: list[Any] = []
+        for refused in request.items:
+            if refused is not None:
+                answers.append(refused)
+                continue
+            result = next(written)
+            if isinstance(result, DispatcherError):
+                answers.append(result)
+            else:
+                self._absorb(result.changes, now)
+                answers.append(result.value)
+        request.reply.send(tuple(answers))
 
     def _take_writes(self) -> list[_Request]:
         batch: list[_Request] = []
@@ -331,14 +388,12 @@ class DispatcherActor(Actor[DispatcherMsg]):
                     return
                 generations = [(source, self._ledger.generation[source]) for source in sources]
                 now = self._now()
-                requests = [ClaimRequest(w.worker_id, w.lease_s) for w in batch]
+                requests = [ClaimRequest(w.worker_id, w.lease_s) for w in batch for _ in range(w.want)]
                 self._feeding[core] = len(batch)
                 outcome = await self._store.claim(core, requests, now, also=sources[1:])
                 self._feeding[core] = 0
                 self._absorb(outcome.changes, now)
-                for waiter, claimed in zip(batch, outcome.value, strict=False):
-                    self._deliver(waiter, claimed)
-                unserved = batch[len(outcome.value) :]
+                unserved = self._hand_out(batch, outcome.value)
                 if unserved:
                     self._waiters.put_back(core, unserved)
                     if all(self._ledger.generation[s] == g for s, g in generations):  # nothing new: park
@@ -349,14 +404,26 @@ class DispatcherActor(Actor[DispatcherMsg]):
             del self._feeding[core]
             self._done()
 
-    def _deliver(self, waiter: Waiter, claimed: ClaimedTask) -> None:
+    def _hand_out(self, batch: list[Waiter], claimed: list[ClaimedTask]) -> list[Waiter]:
+        """Give each waiter its share of ``claimed`` (in line order); return the waiters that got none."""
+        at = 0
+        for index, waiter in enumerate(batch):
+            share = claimed[at : at + waiter.want]
+            if not share:
+                return batch[index:]
+            at += len(share)
+            self._deliver(waiter, share)
+        return []
+
+    def _deliver(self, waiter: Waiter, claimed: list[ClaimedTask]) -> None:
         if waiter.reply.pending:
             self._last_claim[waiter.core_id] = self._last_now
-            waiter.reply.send(claimed)
+            waiter.reply.send(tuple(claimed) if waiter.many else claimed[0])
             return
-        # The asker gave up while its claim was being written: give the task back at once.
-        self._busy += 1
-        self.spawn(self._release, claimed)
+        # The asker gave up while its claim was being written: give the tasks back at once.
+        for task in claimed:
+            self._busy += 1
+            self.spawn(self._release, task)
 
     async def _release(self, claimed: ClaimedTask) -> None:
         try:
@@ -475,6 +542,29 @@ class DispatcherActor(Actor[DispatcherMsg]):
                 now,
             )
         )
+
+
+def _heartbeat_cmd(item: HeartbeatItem) -> HeartbeatCmd:
+    if item.lease is not None:
+        validate_lease(item.lease)
+    if item.progress is not None:
+        encode_json(item.progress, "progress")
+    return HeartbeatCmd(item.task_id, item.lease_token, item.lease, item.progress)
+
+
+def _report_cmd(item: ReportItem) -> ReportCmd:
+    for field, value in (("result", item.result), ("progress", item.progress)):
+        if value is not None:
+            encode_json(value, field)
+    return ReportCmd(item.task_id, item.lease_token, item.status, item.result, item.error, item.progress)
+
+
+def _checked(make: Callable[[Item], Command], item: Item) -> Command | DispatcherError:
+    """``make(item)``, or the domain error that refused it (an item of a *Many message)."""
+    try:
+        return make(item)
+    except DispatcherError as error:
+        return error
 
 
 def _check_core(core: str, field: str) -> None:

@@ -17,6 +17,8 @@ class DispatcherConfig:
 
     ``clock`` returns unix seconds; tests pass one driven by Trio's mock clock. Lease expiry and
     timeouts are enforced by a sweep every ``sweep_interval_s``, so they act up to that much late.
+    ``max_worker_batch`` bounds the tasks of one `ClaimMany` and the items of one `HeartbeatMany` /
+    `ReportMany`.
     """
 
     sweep_interval_s: float = 1.0
@@ -30,4 +32,5 @@ class DispatcherConfig:
     max_queued_writes: int = 20_000
     claim_batch: int = 256
     max_dispatch_batch: int = 10_000
+    max_worker_batch: int = 1000
     clock: Callable[[], float] = time.time

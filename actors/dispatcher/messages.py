@@ -328,6 +328,64 @@ class Report:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimMany:
+    """Take up to ``max`` tasks of ``core_id`` at once, each under its own lease of ``lease`` seconds
+    (a worker's prefetch: one round trip for many tasks).
+
+    Long-poll like `Claim`: the answer comes as soon as at least one task is available and holds between
+    1 and ``max`` tasks, best rank first. An asker that gave up never leaves a task claimed in its name.
+    """
+
+    core_id: str
+    worker_id: str
+    reply: Reply[tuple[ClaimedTask, ...]]
+    max: int = 1
+    lease: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatItem:
+    """One heartbeat of a `HeartbeatMany` (the fields of `Heartbeat` without the reply)."""
+
+    task_id: str
+    lease_token: str
+    progress: Mapping[str, Any] | None = None
+    lease: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatMany:
+    """Many heartbeats in one message. Each item is checked and applied on its own, exactly as a
+    `Heartbeat`; the answer holds, in item order, the item's `HeartbeatAck` or its `DispatcherError`
+    (a refused item does not fail the others). Answered after the commit of all of them."""
+
+    items: Sequence[HeartbeatItem]
+    reply: Reply[tuple[HeartbeatAck | DispatcherError, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportItem:
+    """One report of a `ReportMany` (the fields of `Report` without the reply)."""
+
+    task_id: str
+    lease_token: str
+    status: ReportStatus
+    result: Mapping[str, Any] | None = None
+    error: str | None = None
+    progress: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportMany:
+    """Many reports in one message. Each item is checked and applied on its own, exactly as a `Report`;
+    the answer holds, in item order, the task as it is now or the item's `DispatcherError` (a refused item
+    does not fail the others). Answered after the commit of all of them."""
+
+    items: Sequence[ReportItem]
+    reply: Reply[tuple[TaskView | DispatcherError, ...]]
+
+
+@dataclass(frozen=True, slots=True)
 class SetStatus:
     """A status change without a lease token: an operator, or an integration reporting through the signed
     webhook. Applies the lifecycle exactly as a holder's report would, or `IllegalTransition`:
@@ -482,8 +540,11 @@ DispatcherMsg = (
     Dispatch
     | DispatchBatch
     | Claim
+    | ClaimMany
     | Heartbeat
+    | HeartbeatMany
     | Report
+    | ReportMany
     | SetStatus
     | Release
     | Cancel

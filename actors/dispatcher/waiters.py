@@ -5,21 +5,22 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from runtime import Reply
-
-from .messages import ClaimedTask
 
 
 @dataclass(frozen=True, slots=True)
 class Waiter:
-    """One parked ``Claim``."""
+    """One parked ``Claim`` (``want`` 1, ``many`` false) or ``ClaimMany`` (up to ``want`` tasks)."""
 
     key: int
     core_id: str
     worker_id: str
     lease_s: float
-    reply: Reply[ClaimedTask]
+    reply: Reply[Any]
+    want: int = 1
+    many: bool = False
 
 
 class Waiters:
@@ -29,18 +30,34 @@ class Waiters:
         self._by_core: dict[str, dict[int, Waiter]] = {}
         self._keys = itertools.count()
 
-    def park(self, core_id: str, worker_id: str, lease_s: float, reply: Reply[ClaimedTask]) -> None:
-        """Queue a claim at the back of its core's line."""
-        waiter = Waiter(next(self._keys), core_id, worker_id, lease_s, reply)
+    def park(
+        self,
+        core_id: str,
+        worker_id: str,
+        lease_s: float,
+        reply: Reply[Any],
+        *,
+        want: int = 1,
+        many: bool = False,
+    ) -> None:
+        """Queue a claim (for up to ``want`` tasks) at the back of its core's line."""
+        waiter = Waiter(next(self._keys), core_id, worker_id, lease_s, reply, want, many)
         self._by_core.setdefault(core_id, {})[waiter.key] = waiter
         reply.on_abandon(lambda: self._drop(waiter))
 
     def take(self, core_id: str, limit: int) -> list[Waiter]:
-        """Remove and return up to ``limit`` waiters of ``core_id`` from the front of the line."""
+        """Remove and return waiters of ``core_id`` from the front of the line, wanting up to ``limit``
+        tasks in all (at least one waiter, whatever it wants)."""
         line = self._by_core.get(core_id)
         if not line:
             return []
-        taken = list(itertools.islice(line.values(), limit))
+        taken: list[Waiter] = []
+        wanted = 0
+        for waiter in line.values():
+            if taken and wanted + waiter.want > limit:
+                break
+            taken.append(waiter)
+            wanted += waiter.want
         for waiter in taken:
             del line[waiter.key]
         if not line:
