@@ -1,8 +1,9 @@
 """Persistence of the lock table: held leases and fence counters, written with their events.
 
 What is stored and why:
-- ``locks``: one row per held lease (several per resource for shared leases), deadline as wall-clock unix
-  seconds so a restarted node can tell how much of each lease is left.
+- ``locks``: one row per held lease (several per resource for shared leases), keyed by its token (every
+  statement finds a lease by token), deadline as wall-clock unix seconds so a restarted node can tell how
+  much of each lease is left.
 - ``lock_fences``: the last fence per resource. It outlives the leases, so fences never repeat after a
   release, an expiry or a restart.
 - The wait queue is *not* stored (the seed's ``lock_queue`` table is not created): a waiter is an open ask,
@@ -41,6 +42,24 @@ MIGRATIONS: list[Migration] = [
         resource TEXT PRIMARY KEY,
         last_fence INTEGER NOT NULL
     ) WITHOUT ROWID;
+    """,
+    # Every statement finds a lease by token: keyed by token (WITHOUT ROWID) and without the unused
+    # resource index, a grant or release touches one b-tree instead of three (fewer pages per commit).
+    """
+    CREATE TABLE locks_by_token (
+        token TEXT PRIMARY KEY,
+        resource TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        mode TEXT NOT NULL CHECK (mode IN ('exclusive', 'shared')),
+        fence INTEGER NOT NULL,
+        priority INTEGER NOT NULL,
+        acquired_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO locks_by_token
+        SELECT token, resource, owner, mode, fence, priority, acquired_at, expires_at FROM locks;
+    DROP TABLE locks;
+    ALTER TABLE locks_by_token RENAME TO locks;
     """,
 ]
 
