@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,15 +38,18 @@ def _expect(response: HttpAnswer, status: int) -> None:
 
 @dataclass(frozen=True, slots=True)
 class SignedProgress:
-    """Set-up (with the plan's system token): dispatch one task to core HOOK_<client>, claim it.
-    Each call: one signed `task.progress` delivery for that task."""
+    """Set-up (with the plan's system token): dispatch one task to a fresh core HOOK_<client>_<nonce>,
+    claim it. Each call: one signed `task.progress` delivery for that task.
+
+    The core is new on every open (warm-up and each run open again): a core reused across runs still
+    holds the earlier run's claimed task for its hour-long lease, and its claim answered 204."""
 
     secret: str = field(repr=False)
 
     @asynccontextmanager
     async def open(self, env: ClientEnv) -> AsyncIterator[Call]:
         """Own a claimed task for the run."""
-        core = f"HOOK_{env.client_id:04d}"
+        core = f"HOOK_{env.client_id:04d}_{os.urandom(4).hex()}"
         json_headers = {"Content-Type": "application/json"}
         created = await env.http.request(
             "POST", "/dispatch", json.dumps({"core_id": core}).encode(), json_headers
