@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from orch.logs import REDACTED, configure_logging, redact, register_secret, use_correlation_id
+from orch.logs import REDACTED, JsonFormatter, configure_logging, redact, register_secret, use_correlation_id
 
 
 @pytest.fixture
@@ -105,3 +105,30 @@ def test_secrets_in_text_are_masked_whatever_the_case_or_alphabet() -> None:
     # U+017F (long s) case-folds to "s": non-ASCII text must still trip the pre-check.
     long_s = "pa\u017f\u017fword=hunter22 caf\u00e9"
     assert "hunter22" not in redact(long_s)
+
+
+def test_a_secret_registered_after_a_line_was_logged_is_masked_in_later_lines(
+    captured: io.StringIO,
+) -> None:
+    log = logging.getLogger("orch.test")
+    text = "late-registered-secret-4711"
+    log.info(text, extra={"route": text})  # scrubbed (and remembered) before it was a secret
+    register_secret(text)
+    log.info(text, extra={"route": text})
+    first, second = lines(captured)
+    assert first["message"] == text
+    assert (second["message"], second["route"]) == (REDACTED, REDACTED)
+
+
+def test_timestamps_are_utc_with_milliseconds() -> None:
+    formatter = JsonFormatter()
+    stamps = []
+    for created in (1_800_000_000.1239, 1_800_000_000.9996, 1_800_000_001.0):
+        record = logging.LogRecord("orch.test", logging.INFO, "x", 1, "m", None, None)
+        record.created = created
+        stamps.append(json.loads(formatter.format(record))["timestamp"])
+    assert stamps == [
+        "2027-01-15T08:00:00.123+00:00",
+        "2027-01-15T08:00:00.999+00:00",
+        "2027-01-15T08:00:01.000+00:00",
+    ]
