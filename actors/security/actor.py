@@ -112,7 +112,9 @@ class SecurityActor(Actor[SecurityMsg]):
                 reply.send(self._authorize(token, action, route_class, client))
             case Throttle(route_class=route_class, client=client, reply=reply):
                 reply.send(self._guard.take(route_class, ("ip", client), client))
-            case VerifyWebhook(headers=headers, body=body, client=client, reply=reply):
+            case VerifyWebhook(headers=headers, body=body, client=client, reply=reply, throttle=throttle):
+                if throttle is not None:
+                    self._guard.take(throttle, ("ip", client), client)
                 self._verify_webhook(headers, body, client, reply)
             case Login(username=username, password=password, client=client, reply=reply):
                 name = self._sessions.begin_login(username, client)

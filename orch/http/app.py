@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
+import orjson
 from quart import Response, current_app, request
 from quart_trio import QuartTrio
 
@@ -20,7 +21,15 @@ from orch.logs import correlation_id
 if TYPE_CHECKING:
     from orch.node import Node
 
-__all__ = ["OrchApp", "create_app", "current_node", "json_response", "json_text", "problem_response"]
+__all__ = [
+    "OrchApp",
+    "create_app",
+    "current_node",
+    "json_bytes",
+    "json_response",
+    "json_text",
+    "problem_response",
+]
 
 _log = logging.getLogger("orch.http")
 
@@ -46,14 +55,31 @@ def current_node() -> Node:
     return cast(OrchApp, current_app).node
 
 
+# Dates, times and dataclasses go to `default` (str), as with json.dumps(default=str), not orjson's own forms.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def json_bytes(data: Any) -> bytes:
+    """`data` as the compact UTF-8 JSON every response uses (orjson: ~5x faster than json.dumps).
+
+    Falls back to json.dumps for what orjson refuses (non-str keys, ints beyond 64 bits), so the output
+    is what `json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)` gives, except that
+    NaN and infinities become null (json would write the non-JSON tokens NaN / Infinity).
+    """
+    try:
+        return orjson.dumps(data, default=str, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
 def json_text(data: Any) -> str:
     """`data` as the compact JSON text every response uses."""
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+    return json_bytes(data).decode()
 
 
 def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     """A compact JSON response."""
-    body = json_text(data)
+    body = json_bytes(data)
     return Response(body, status=status, headers=dict(headers or {}), content_type="application/json")
 
 

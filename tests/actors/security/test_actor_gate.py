@@ -161,3 +161,28 @@ async def test_invalid_token_floods_are_cut_off_per_client_and_audited_sampled(
     (count,) = conn.execute("SELECT count(*) FROM security_events WHERE type = 'token_rejected'").fetchone()
     conn.close()
     assert 1 <= count <= 12
+
+
+async def test_webhook_verification_can_take_the_clients_rate_limit_in_the_same_ask(
+    open_security: Any, clock: Any
+) -> None:
+    def delivery(n: int) -> tuple[dict[str, str], bytes]:
+        body = f'{{"n":{n}}}'.encode()
+        t = int(clock.now)
+        sig = hmac.new(WEBHOOK_SECRET, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+        return {"X-Signature": f"t={t},v1={sig}"}, body
+
+    from actors.security.ratelimit import RatePolicy
+
+    limits = {"default": RatePolicy("default", 100, 60.0), "webhook": RatePolicy("webhook", 1, 60.0)}
+    first, second = delivery(1), delivery(2)
+    async with open_security(rate_limits=limits) as ref:
+        ok = await ref.ask(lambda r: VerifyWebhook(*first, "9.9.9.9", r, throttle="webhook"))
+        with pytest.raises(RateLimited):
+            await ref.ask(lambda r: VerifyWebhook(*second, "9.9.9.9", r, throttle="webhook"))
+        other_client = await ref.ask(lambda r: VerifyWebhook(*second, "8.8.8.8", r, throttle="webhook"))
+        # The limit is the one Throttle spends: the client is still over it.
+        with pytest.raises(RateLimited):
+            await ref.ask(lambda r: Throttle("webhook", "9.9.9.9", r))
+    # The refused delivery was never verified, so its signature was not remembered as seen.
+    assert (ok.ok, other_client.ok) == (True, True)
