@@ -27,7 +27,7 @@ from bench.harness.stats import summarize_latencies
 from bench.harness.verify import check_streams_complete, stored_values
 from bench.scenarios.dispatch import DispatchBatch, DispatchOne
 
-__all__ = ["Feed", "PublishTicks", "run_sse", "run_ws"]
+__all__ = ["Feed", "PublishTicks", "run_sse", "run_ws", "settled_cursor"]
 
 DELIVERIES_PER_S = 25_000
 SETTLE = 1.0  # seconds after connecting (registration) and after publishing (last deliveries)
@@ -60,6 +60,26 @@ def baseline_cursor(url: str) -> int:
     """The baseline's last published seq."""
     seq: int = httpx.get(f"{url}/subscribers", timeout=30.0).json()["seq"]
     return seq
+
+
+def settled_cursor(
+    cursor: Callable[[str], int], url: str, *, quiet: float = SETTLE, limit: float = 30.0
+) -> int:
+    """The feed's last seq once it has not moved for `quiet` seconds (checked for at most `limit`).
+
+    A paced publisher that fell behind keeps calling until the load's drain deadline cancels it; a call
+    cancelled after its request was sent may still be published by the server after the load returned.
+    Reading the cursor at once then counts 1-4 events fewer than the subscribers get (one per publisher).
+    """
+    deadline = time.monotonic() + limit
+    last = cursor(url)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = cursor(url)
+        if now == last:
+            break
+        last = now
+    return last
 
 
 def baseline_expected(url: str, before: int) -> list[int]:
@@ -114,6 +134,7 @@ def measure_fanout(
         before = feed.cursor(server.url)
         with ResourceMeter(server.pid) as meter:
             load = run_load(LoadPlan(server.url, (publish,), opts.seconds, processes=1, headers=feed.headers))
+            settled_cursor(feed.cursor, server.url)
             expected = feed.expected(server.url, before)
             fan = subs.stop(after=SETTLE, until_seq=expected[-1] if expected else None)
     usage = meter.usage
