@@ -8,6 +8,14 @@
     POST /tasks/<id>/release       {"lease_token": "...", "reason": "worker shutting down"}
         -> 200 the task, queued again without spending an attempt                (409: the lease is gone)
 
+Batches, for workers that prefetch (one round trip for many tasks; see `orch.http.worker_items`):
+
+    POST /cores/WORK_AI_01/claims  {"worker_id": "w1", "lease": 30, "wait": 30, "max": 10}
+        -> 200 {"claims": [{"task": {...}, "lease_token": ..., "lease_expires_at": ...}, ...]}  or 204
+    POST /tasks/heartbeats         {"heartbeats": [{"task_id": ..., "lease_token": ...}, ...]}
+    POST /tasks/reports            {"reports": [{"task_id": ..., "lease_token": ..., "status": ...}, ...]}
+        -> 200 {"results": [{"ok": true, ...} | {"ok": false, "error": {problem}}, ...]}   (item order)
+
 A claim whose client disconnects (or whose `wait` runs out) leaves nothing claimed: the dispatcher gives
 the task back if it was handed out in the same instant. The wait also ends when the node starts draining.
 """
@@ -16,9 +24,17 @@ from __future__ import annotations
 
 import re
 
-from quart import Response
+from quart import Response, request
 
-from actors.dispatcher.messages import Claim, ClaimedTask, Heartbeat, HeartbeatAck, Release, TaskView
+from actors.dispatcher.messages import (
+    Claim,
+    ClaimedTask,
+    ClaimMany,
+    Heartbeat,
+    HeartbeatAck,
+    Release,
+    TaskView,
+)
 from orch.http.app import current_node, json_response
 from orch.http.body import read_json_object
 from orch.http.caller import caller_name
@@ -28,6 +44,16 @@ from orch.http.routing import Router
 from orch.http.task_input import CORE_PATTERN, REPORT_SCHEMA, read_status_change
 from orch.http.task_views import TASK_SCHEMA, claim_json, heartbeat_json, task_json
 from orch.http.waiting import dispatcher_of, within
+from orch.http.worker_items import (
+    DEFAULT_CLAIM_MAX,
+    MAX_WORKER_BATCH,
+    heartbeat_many,
+    item_results_schema,
+    read_heartbeat_item,
+    read_items,
+    read_report_item,
+    report_many,
+)
 
 __all__ = ["DEFAULT_CLAIM_WAIT", "MAX_CLAIM_WAIT", "workers"]
 
@@ -46,6 +72,21 @@ _CLAIM_SCHEMA = {
         "wait": {"type": "number", "minimum": 0, "maximum": MAX_CLAIM_WAIT, "default": DEFAULT_CLAIM_WAIT},
     },
 }
+_CLAIMS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        **_CLAIM_SCHEMA["properties"],  # type: ignore[dict-item]
+        "max": {"type": "integer", "minimum": 1, "maximum": MAX_WORKER_BATCH, "default": DEFAULT_CLAIM_MAX},
+    },
+}
+_CLAIM_ANSWER = {
+    "type": "object",
+    "properties": {
+        "task": TASK_SCHEMA,
+        "lease_token": {"type": "string"},
+        "lease_expires_at": {"type": "string", "format": "date-time"},
+    },
+}
 _HEARTBEAT_SCHEMA = {
     "type": "object",
     "properties": {
@@ -61,14 +102,7 @@ _HEARTBEAT_SCHEMA = {
     "/cores/<core_id>/claim",
     summary="Claim the next task of a core (long-poll)",
     request_schema=_CLAIM_SCHEMA,
-    response_schema={
-        "type": "object",
-        "properties": {
-            "task": TASK_SCHEMA,
-            "lease_token": {"type": "string"},
-            "lease_expires_at": {"type": "string", "format": "date-time"},
-        },
-    },
+    response_schema=_CLAIM_ANSWER,
     responses={200: "A task, under a lease", 204: "No task within `wait` seconds", 422: "Invalid field"},
     auth="worker.claim",
 )
@@ -90,6 +124,48 @@ async def claim(core_id: str) -> Response:
 
     claimed = await within(node, max(wait or 0.0, MIN_CLAIM_WAIT), take)
     response = Response("", status=204) if claimed is None else json_response(claim_json(claimed))
+    response.timeout = None
+    return response
+
+
+@workers.post(
+    "/cores/<core_id>/claims",
+    summary="Claim up to `max` tasks of a core at once (long-poll; a worker's prefetch)",
+    request_schema=_CLAIMS_SCHEMA,
+    response_schema={
+        "type": "object",
+        "properties": {"claims": {"type": "array", "items": _CLAIM_ANSWER, "minItems": 1}},
+    },
+    responses={
+        200: "1..max tasks, best rank first, each under its own lease",
+        204: "No task within `wait` seconds",
+        422: "Invalid field",
+    },
+    auth="worker.claim",
+)
+async def claim_many(core_id: str) -> Response:
+    """As the claim route, but answers as soon as at least one task is there, with up to `max` (default
+    10, at most 1000) tasks; each has its own lease token for its heartbeats and report."""
+    if re.fullmatch(CORE_PATTERN, core_id) is None:
+        raise ValidationFailed("core_id", f"must match {CORE_PATTERN}")
+    body = await read_json_object(allow_empty=True)
+    worker_id = body.opt_str("worker_id", aliases=("workerId",), min_len=1, max_len=200)
+    lease = body.opt_number("lease", default=30.0, min=0.001, max=MAX_LEASE) or 30.0
+    wait = body.opt_number("wait", default=DEFAULT_CLAIM_WAIT, min=0.0, max=MAX_CLAIM_WAIT)
+    most = body.opt_int("max", default=DEFAULT_CLAIM_MAX, min=1, max=MAX_WORKER_BATCH) or DEFAULT_CLAIM_MAX
+    body.reject_unknown()
+    worker = worker_id or caller_name() or "anonymous"
+    node = current_node()
+    ref = dispatcher_of(node)
+
+    async def take() -> tuple[ClaimedTask, ...]:
+        return await ref.ask(lambda reply: ClaimMany(core_id, worker, reply, max=most, lease=lease))
+
+    claimed = await within(node, max(wait or 0.0, MIN_CLAIM_WAIT), take)
+    if not claimed:
+        response = Response("", status=204)
+    else:
+        response = json_response({"claims": [claim_json(c) for c in claimed]})
     response.timeout = None
     return response
 
@@ -126,6 +202,94 @@ async def heartbeat(task_id: str) -> Response:
         lambda reply: Heartbeat(task_id, token, reply, progress=progress, lease=lease)
     )
     return json_response(heartbeat_json(ack))
+
+
+@workers.post(
+    "/tasks/heartbeats",
+    summary="Heartbeat many held tasks at once (per-item results)",
+    request_schema={
+        "type": "object",
+        "properties": {
+            "heartbeats": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_WORKER_BATCH,
+                "items": {
+                    "type": "object",
+                    "properties": {"task_id": {"type": "string"}, **_HEARTBEAT_SCHEMA["properties"]},  # type: ignore[dict-item]
+                    "required": ["task_id", "lease_token"],
+                },
+            }
+        },
+        "required": ["heartbeats"],
+    },
+    response_schema=item_results_schema(
+        {
+            "type": "object",
+            "properties": {
+                "ok": {"const": True},
+                "task_id": {"type": "string"},
+                "lease_expires_at": {"type": "string", "format": "date-time"},
+                "cancel_requested": {"type": "boolean"},
+            },
+        }
+    ),
+    responses={
+        200: "One result per item, in order: the extended lease, or the item's problem (404, 409, 422)",
+        422: "Invalid body (not a non-empty array of at most 1000 items)",
+    },
+    auth="worker.heartbeat",
+)
+async def heartbeats() -> Response:
+    """Each item is a heartbeat as `POST /tasks/{id}/heartbeat` takes it, plus `task_id`; each is checked
+    and applied on its own (a stale lease or a bad field fails only its item), all answered after one
+    durable write."""
+    body = await read_json_object()
+    items = body.opt_list("heartbeats", max_items=MAX_WORKER_BATCH)
+    body.reject_unknown()
+    parsed = read_items(
+        items, "heartbeats", lambda obj: read_heartbeat_item(obj, min_lease=0.001, max_lease=MAX_LEASE)
+    )
+    return json_response(await heartbeat_many(dispatcher_of(current_node()), parsed, request.path))
+
+
+@workers.post(
+    "/tasks/reports",
+    summary="Report many held tasks at once (per-item results)",
+    request_schema={
+        "type": "object",
+        "properties": {
+            "reports": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_WORKER_BATCH,
+                "items": {
+                    "type": "object",
+                    "properties": {"task_id": {"type": "string"}, **REPORT_SCHEMA["properties"]},
+                    "required": ["task_id", "lease_token", "status"],
+                },
+            }
+        },
+        "required": ["reports"],
+    },
+    response_schema=item_results_schema(
+        {"type": "object", "properties": {"ok": {"const": True}, "task": TASK_SCHEMA}}
+    ),
+    responses={
+        200: "One result per item, in order: the task as it is now, or the item's problem (404, 409, 422)",
+        422: "Invalid body (not a non-empty array of at most 1000 items)",
+    },
+    auth="worker.report",
+)
+async def reports() -> Response:
+    """Each item is a report as `POST /tasks/{id}/report` takes it, plus `task_id`; each is checked and
+    applied on its own (a stale lease fails only its item; a repeat of a final report answers the task
+    unchanged), all answered after one durable write."""
+    body = await read_json_object()
+    items = body.opt_list("reports", max_items=MAX_WORKER_BATCH)
+    body.reject_unknown()
+    parsed = read_items(items, "reports", read_report_item)
+    return json_response(await report_many(dispatcher_of(current_node()), parsed, request.path))
 
 
 @workers.post(
