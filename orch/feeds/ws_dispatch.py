@@ -7,6 +7,14 @@
     -> {"id": 3, "op": "report", "task_id": "..", "lease_token": "..", "status": "sprinted"}
     <- {"id": 3, "ok": false, "error": {"type": ..., "status": 422, "detail": "status: must be one of ..."}}
 
+Worker batches (a worker's prefetch; see `orch.http.worker_items`):
+
+    -> {"id": 4, "op": "claim", "core_id": "WORK_AI_01", "max": 10, "wait": 30}
+    <- {"id": 4, "ok": true, "result": {"claims": [{"task": {..}, "lease_token": ..}, ..]}}  ([]: none came)
+    -> {"id": 5, "op": "heartbeat_batch", "heartbeats": [{"task_id": .., "lease_token": ..}, ...]}
+    -> {"id": 6, "op": "report_batch", "reports": [{"task_id": .., "lease_token": .., "status": ..}, ...]}
+    <- {"id": 6, "ok": true, "result": {"results": [{"ok": true, "task": {..}} | {"ok": false, "error": ..}]}}
+
 Up to `feeds.ws_max_in_flight` requests run at once; past that the server stops reading (TCP backpressure)
 until one finishes. Answers carry the request's `id` and may come out of order. A bad message - not JSON,
 unknown op, bad field, refused by the dispatcher - is answered with a problem-like error; the socket stays
@@ -28,6 +36,7 @@ from quart import Response, websocket
 from actors.dispatcher.messages import (
     Claim,
     ClaimedTask,
+    ClaimMany,
     Dispatch,
     DispatchAccepted,
     DispatchBatch,
@@ -68,6 +77,14 @@ from orch.http.problems import (
 )
 from orch.http.task_input import read_task_spec
 from orch.http.task_views import accepted_json, claim_json, heartbeat_json, task_json
+from orch.http.worker_items import (
+    MAX_WORKER_BATCH,
+    heartbeat_many,
+    read_heartbeat_item,
+    read_items,
+    read_report_item,
+    report_many,
+)
 from orch.logs import correlation_id
 from runtime import ActorRef
 
@@ -82,7 +99,9 @@ _OPS: dict[str, Action | None] = {
     "dispatch_batch": Action.TASK_DISPATCH,
     "claim": Action.WORKER_CLAIM,
     "heartbeat": Action.WORKER_HEARTBEAT,
+    "heartbeat_batch": Action.WORKER_HEARTBEAT,
     "report": Action.WORKER_REPORT,
+    "report_batch": Action.WORKER_REPORT,
     "ping": None,
 }
 _DISPATCH_FIELDS = ("id", "op")
@@ -246,13 +265,42 @@ async def _claim(ref: Dispatcher, message: JsonObject, principal: Principal) -> 
     worker_id = message.opt_str("worker_id", min_len=1, max_len=200) or principal.sub
     lease = message.opt_number("lease", default=30.0, min=1.0, max=3600.0) or 30.0
     wait = message.opt_number("wait", default=30.0, min=0.0, max=MAX_CLAIM_WAIT) or 0.0
+    most = message.opt_int("max", min=1, max=MAX_WORKER_BATCH)
     message.reject_unknown(*_DISPATCH_FIELDS)
+    if most is not None:
+        return await _claim_many(ref, core_id, worker_id, lease, wait, most)
     with trio.move_on_after(wait):
         claimed: ClaimedTask = await ref.ask(
             lambda reply: Claim(core_id=core_id, worker_id=worker_id, reply=reply, lease=lease)
         )
         return claim_json(claimed)
     return None  # nothing came within `wait`
+
+
+async def _claim_many(
+    ref: Dispatcher, core_id: str, worker_id: str, lease: float, wait: float, most: int
+) -> dict[str, Any]:
+    claimed: tuple[ClaimedTask, ...] = ()
+    with trio.move_on_after(wait):
+        claimed = await ref.ask(
+            lambda reply: ClaimMany(core_id=core_id, worker_id=worker_id, reply=reply, max=most, lease=lease)
+        )
+    return {"claims": [claim_json(c) for c in claimed]}
+
+
+async def _heartbeat_batch(ref: Dispatcher, message: JsonObject, principal: Principal) -> dict[str, Any]:
+    items = message.opt_list("heartbeats", max_items=MAX_WORKER_BATCH)
+    message.reject_unknown(*_DISPATCH_FIELDS)
+    parsed = read_items(
+        items, "heartbeats", lambda obj: read_heartbeat_item(obj, min_lease=1.0, max_lease=3600.0)
+    )
+    return await heartbeat_many(ref, parsed, websocket.path)
+
+
+async def _report_batch(ref: Dispatcher, message: JsonObject, principal: Principal) -> dict[str, Any]:
+    items = message.opt_list("reports", max_items=MAX_WORKER_BATCH)
+    message.reject_unknown(*_DISPATCH_FIELDS)
+    return await report_many(ref, read_items(items, "reports", read_report_item), websocket.path)
 
 
 async def _heartbeat(ref: Dispatcher, message: JsonObject, principal: Principal) -> dict[str, Any]:
@@ -301,7 +349,9 @@ _HANDLERS: dict[str, _Handler] = {
     "dispatch_batch": _dispatch_batch,
     "claim": _claim,
     "heartbeat": _heartbeat,
+    "heartbeat_batch": _heartbeat_batch,
     "report": _report,
+    "report_batch": _report_batch,
 }
 
 
