@@ -7,6 +7,11 @@ concurrent acquires share a transaction and no handler ever waits on the disk. A
 (a repeated release, ``LockUnavailable``) still go through the flusher so that they are never sent before
 the state they report is durable.
 
+Why only one batch in flight: the askers a commit answers send their next request (a holder its release)
+right after the answers go out, and ``_gather`` lets those into the next batch. Letting a second batch go
+to storage while one commits was measured and lost: that batch leaves before the follow-ups arrive, so it
+carries fewer requests, costs one more commit (fsync), and a holder's release then waits behind it.
+
 Clocks. Deadlines live on ``trio.current_time()`` (monotonic, the actor's own clock); a background task
 sleeps until the next one. They are persisted as wall-clock seconds, so after a restart each lease keeps
 what was left of its TTL (a lease that ran out while the node was down expires at start-up, with its event).
