@@ -11,7 +11,7 @@ import orjson
 from quart import Response, current_app, request
 from quart_trio import QuartTrio
 
-from orch.http.edge import ROUTE_KEY, Edge, Receive, Scope, Send
+from orch.http.edge import ROUTE_KEY, ASGIApp, Edge, Receive, Scope, Send
 from orch.http.errors import install_error_mappings
 from orch.http.openapi import build_openapi
 from orch.http.problems import PROBLEM_CONTENT_TYPE, ApiError, InternalError, problem_body, to_api_error
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OrchApp",
+    "api_error_for",
     "create_app",
     "current_node",
     "json_bytes",
@@ -94,20 +95,34 @@ def problem_response(error: ApiError) -> Response:
     )
 
 
-async def _handle_error(exc: Exception) -> Response:
+def api_error_for(exc: Exception, scope: Mapping[str, Any]) -> ApiError:
+    """The ApiError answering `exc` (InternalError when nothing maps it); logs 5xx answers."""
     error = to_api_error(exc)
     if error is None:
-        _log.error("unhandled %s in %s %s", type(exc).__name__, request.method, request.path, exc_info=exc)
-        error = InternalError()
-    elif error.status >= 500:
+        _log.error("unhandled %s in %s %s", type(exc).__name__, scope["method"], scope["path"], exc_info=exc)
+        return InternalError()
+    if error.status >= 500:
         _log.warning("%s answered %d: %s", type(exc).__name__, error.status, error.detail)
-    return problem_response(error)
+    return error
+
+
+async def _handle_error(exc: Exception) -> Response:
+    return problem_response(api_error_for(exc, request.scope))
 
 
 async def _mark_route() -> None:
     rule = request.url_rule
     if rule is not None:
         cast(dict[str, Any], request.scope)[ROUTE_KEY] = rule.rule
+
+
+def _raw_routes(app: OrchApp) -> dict[tuple[str, str], ASGIApp]:
+    """The hot routes the Edge serves without Quart (their Quart routes stay for the OpenAPI document)."""
+    from orch.http.webhook import WebhookEndpoint
+
+    timeout = float(app.config["BODY_TIMEOUT"])
+    webhook = WebhookEndpoint(app.node, max_body=app.node.config.server.max_body_bytes, body_timeout=timeout)
+    return {("POST", "/webhook"): webhook}
 
 
 def create_app(node: Node, *, routers: Iterable[Router] = ()) -> OrchApp:
@@ -146,5 +161,6 @@ def create_app(node: Node, *, routers: Iterable[Router] = ()) -> OrchApp:
         metrics=node.metrics.http,
         cors_origins=node.config.server.cors_origins,
         access_log=node.config.server.access_log,
+        raw_routes=_raw_routes(app),
     )
     return app

@@ -1,5 +1,10 @@
 """The ASGI edge around the Quart app: request ids, CORS, metrics, access log, and the Connection-close fix.
 
+Raw routes: a few hot (method, path) pairs (POST /webhook) are served by plain ASGI handlers without
+Quart's request machinery; they get the same request id, CORS headers, metrics and access log, and answer
+errors with the same problem+json documents (`send_problem`). Their Quart routes stay registered for the
+OpenAPI document and the other methods (405).
+
 Connection-close fix (DESIGN §7): when hypercorn-trio gets the last body message of a response it must
 close (the request said `Connection: close`, or keep_alive_max_requests was reached), it closes the socket
 from inside that very `send` call. Quart-Trio cancels the request's nursery as soon as hypercorn reports
@@ -16,16 +21,33 @@ import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 import trio
 
-from orch.http.problems import PROBLEM_CONTENT_TYPE, ApiError, InternalError, ShuttingDown, problem_body
+from orch.http.problems import (
+    PROBLEM_CONTENT_TYPE,
+    ApiError,
+    BadRequest,
+    InternalError,
+    PayloadTooLarge,
+    RequestTimeout,
+    ShuttingDown,
+    problem_body,
+)
 from orch.logs import correlation_id
 from orch.metrics import UNMATCHED_ENDPOINT, HttpMetrics
 
-__all__ = ["REQUEST_ID_KEY", "ROUTE_KEY", "Edge", "valid_request_id"]
+__all__ = [
+    "REQUEST_ID_KEY",
+    "ROUTE_KEY",
+    "Edge",
+    "read_body",
+    "send_json",
+    "send_problem",
+    "valid_request_id",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -56,6 +78,53 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+async def read_body(scope: Scope, receive: Receive, *, limit: int, time_limit: float) -> bytes:
+    """The whole request body of a raw ASGI route, with Quart's rules: more than `limit` bytes (declared
+    or received) is PayloadTooLarge (413); not complete within `time_limit` seconds, RequestTimeout (408)."""
+    declared = _header(scope, b"content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise PayloadTooLarge("The request body exceeds the configured limit.")
+    chunks: list[bytes] = []
+    size = 0
+    with trio.move_on_after(time_limit):
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # http.disconnect: nobody will read the answer
+                raise BadRequest("The client went away before sending the whole body.")
+            chunk = bytes(message.get("body", b""))
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge("The request body exceeds the configured limit.")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+    raise RequestTimeout("The request body did not arrive in time.")
+
+
+async def send_json(
+    send: Send,
+    status: int,
+    body: bytes,
+    *,
+    content_type: str = "application/json",
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    """Answer a raw ASGI route with `body` (what a Quart Response with that content type sends)."""
+    head = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def send_problem(
+    send: Send, scope: Scope, error: ApiError, extra: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer a raw ASGI route with `error`'s problem+json document (as `app.problem_response` does)."""
+    document = problem_body(error, instance=scope.get("path"), request_id=scope.get(REQUEST_ID_KEY))
+    body = json.dumps(document, ensure_ascii=False, default=str).encode()
+    headers = [*((k.lower().encode(), v.encode()) for k, v in error.headers.items()), *extra]
+    await send_json(send, error.status, body, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
+
+
 def _only_cancellation(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return exc.split(trio.Cancelled)[1] is None
@@ -72,8 +141,11 @@ class Edge:
         metrics: HttpMetrics,
         cors_origins: Iterable[str] = (),
         access_log: bool = True,
+        raw_routes: Mapping[tuple[str, str], ASGIApp] | None = None,
     ) -> None:
         self.app = app
+        # (method, path) -> a raw ASGI handler served without Quart; the path is its route template.
+        self.raw_routes = dict(raw_routes or {})
         self.metrics = metrics
         self.cors_origins = frozenset(cors_origins)
         self.access_log = access_log  # one line per request; when off, only 5xx answers are logged
@@ -134,19 +206,25 @@ class Edge:
             else:
                 await send(message)
 
+        handler = self.app
+        if self.raw_routes:
+            raw = self.raw_routes.get((scope["method"], scope["path"]))
+            if raw is not None:
+                scope[ROUTE_KEY] = scope["path"]
+                handler = raw
         self.metrics.in_flight_now += 1
         try:
-            await self.app(scope, receive, edge_send)
+            await handler(scope, receive, edge_send)
         except Exception:
             _log.exception("unhandled error escaped the app")
             if status == 0:
                 status = 500
-                await self._send_problem(scope, send, extra, request_id, InternalError())
+                await self._send_problem(scope, send, extra, InternalError())
         except BaseException as exc:
             # The server cancelled us (shutdown grace period over): say so rather than an empty 500.
             if status == 0 and _only_cancellation(exc):
                 status = 503
-                await self._send_problem(scope, send, extra, request_id, ShuttingDown())
+                await self._send_problem(scope, send, extra, ShuttingDown())
             raise
         finally:
             self.metrics.in_flight_now -= 1
@@ -183,15 +261,7 @@ class Edge:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _send_problem(
-        self, scope: Scope, send: Send, extra: list[tuple[bytes, bytes]], request_id: str, error: ApiError
+        self, scope: Scope, send: Send, extra: list[tuple[bytes, bytes]], error: ApiError
     ) -> None:
-        body = json.dumps(problem_body(error, instance=scope.get("path"), request_id=request_id)).encode()
-        headers = [
-            (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
-            (b"content-length", str(len(body)).encode()),
-            *[(k.lower().encode(), v.encode()) for k, v in error.headers.items()],
-            *extra,
-        ]
         with trio.CancelScope(shield=True):
-            await send({"type": "http.response.start", "status": error.status, "headers": headers})
-            await send({"type": "http.response.body", "body": body, "more_body": False})
+            await send_problem(send, scope, error, extra)
