@@ -54,6 +54,10 @@ class ServerConfig:
     keep_alive_timeout: float = _f(5.0, min=0.1, max=3600.0)
     keep_alive_max_requests: int = _f(1000, min=1, max=10_000_000)
     access_log: bool = _f(True)
+    # Pending connections the kernel queues before the server accepts them (listen(2); capped by
+    # net.core.somaxconn). Hypercorn's own default, 100, overflows when thousands of feed clients
+    # connect at once: the overflow shows up as ECONNRESET or a connection closed before any answer.
+    backlog: int = _f(4096, min=1, max=65535)
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ def hypercorn_config(server: ServerConfig) -> HypercornConfig:
     config.graceful_timeout = server.shutdown_grace
     config.keep_alive_timeout = server.keep_alive_timeout
     config.keep_alive_max_requests = server.keep_alive_max_requests
+    config.backlog = server.backlog
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.include_server_header = False

@@ -144,12 +144,13 @@ async def echo() -> Response:
 
 
 def hypercorn_config(host: str, port: int) -> Config:
-    """The same Hypercorn settings the node uses (no access log, no server header)."""
+    """The same Hypercorn settings the node uses (no access log, no server header, listen backlog)."""
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
     config.include_server_header = False
     config.graceful_timeout = 1.0
+    config.backlog = 4096  # as the node (server.backlog): fan-out runs open thousands of connections at once
     return config
 
 

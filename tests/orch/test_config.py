@@ -192,3 +192,13 @@ def test_unreadable_or_malformed_files_give_clear_errors(tmp_path: Path) -> None
 
 def test_empty_file_means_defaults(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, "# nothing yet\n"), env={}).server.port == 8080
+
+
+def test_listen_backlog_defaults_to_4096_and_reaches_hypercorn() -> None:
+    from orch.server import hypercorn_config
+
+    assert hypercorn_config(load_config(env={}).server).backlog == 4096
+    tuned = load_config(env={"ORCH_SERVER__BACKLOG": "512"})
+    assert hypercorn_config(tuned.server).backlog == 512
+    with pytest.raises(ConfigError, match=r"server\.backlog"):
+        load_config(env={"ORCH_SERVER__BACKLOG": "0"})
