@@ -1,6 +1,15 @@
 """Task operations over `WS /ws/dispatch`, pipelined: dispatch (a window of requests in flight per
 connection), and the full worker cycle (claim -> heartbeat -> report for a window of tasks at once).
-Durability is checked as for HTTP: every acknowledged task is in the store after SIGTERM."""
+Durability is checked as for HTTP: every acknowledged task is in the store after SIGTERM.
+
+`ws-cycle` batches as high-throughput workers do (environment variables, read when the scenario starts):
+
+* `BENCH_WS_CYCLE_MAX` (default 50): tasks per claim. Above 1 a worker sends one `claim` with `max` N,
+  then one `heartbeat_batch` and one `report_batch` for the tasks it got; 1 = 10 single `claim`s in
+  flight, then one `heartbeat` and one `report` per task.
+* `BENCH_WS_CYCLE_DISPATCH` (default 20): tasks per dispatcher request (`dispatch_batch` above 1,
+  `dispatch` at 1), 20 requests in flight per dispatcher.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +26,10 @@ from bench.harness.load import Call, ClientEnv, Done, Group, OpFailed
 from bench.harness.report import Check, ScenarioResult, TargetCheck
 from bench.harness.runner import NODE, Bench, Options
 from bench.harness.verify import check_acks_stored, stored_values
-from bench.scenarios.cycle import WORKERS
+from bench.scenarios.cycle import WORKERS, batch_setting
 from bench.scenarios.dispatch import CORES, task_body
 
-__all__ = ["WsDispatch", "WsWorkerCycle", "run_cycle", "run_dispatch"]
+__all__ = ["WsDispatch", "WsWorkerBatchCycle", "WsWorkerCycle", "run_cycle", "run_dispatch"]
 
 Rpc = Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]
 
@@ -135,6 +144,51 @@ class WsWorkerCycle:
             yield call
 
 
+@dataclass(frozen=True, slots=True)
+class WsWorkerBatchCycle:
+    """Per call: one `claim` with `max` (long-poll), then one `heartbeat_batch` and one `report_batch`
+    (succeeded) for the tasks it got; every item must answer ok; acks the completed task ids."""
+
+    max: int = 50
+    cores: int = CORES
+    lease: float = 30.0
+    wait: float = 1.0
+
+    @asynccontextmanager
+    async def open(self, env: ClientEnv) -> AsyncIterator[Call]:
+        """One socket per worker; workers spread evenly over the cores."""
+        core = f"BENCH_{env.client_id % self.cores:02d}"
+        claim = {"op": "claim", "core_id": core, "worker_id": f"ws-w{env.client_id}", "max": self.max}
+        claim.update(lease=self.lease, wait=self.wait)
+        async with open_rpc(env) as rpc:
+
+            async def call(seq: int) -> Done:
+                (claimed,) = _results(await rpc([dict(claim)]))
+                held = [(c["task"]["task_id"], c["lease_token"]) for c in claimed["claims"]]
+                if not held:
+                    return Done(items=0)
+                beats = [{"task_id": t, "lease_token": k} for t, k in held]
+                _items_ok(await rpc([{"op": "heartbeat_batch", "heartbeats": beats}]), "heartbeat")
+                done = {"status": "succeeded", "result": {"seq": seq}}
+                reports = [{"task_id": t, "lease_token": k, **done} for t, k in held]
+                for item in _items_ok(await rpc([{"op": "report_batch", "reports": reports}]), "report"):
+                    if item["task"]["status"] != "succeeded":
+                        raise OpFailed("report not applied", str(item)[:300])
+                return Done(items=len(held), acks=tuple(str(t) for t, _ in held))
+
+            yield call
+
+
+def _items_ok(answers: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
+    (result,) = _results(answers)
+    items: list[dict[str, Any]] = result["results"]
+    for item in items:
+        if not item.get("ok"):
+            error = item.get("error") or {}
+            raise OpFailed(f"ws {what} item {error.get('status', '?')}", str(error.get("detail"))[:300])
+    return items
+
+
 def _node_only(bench: Bench) -> bool:
     if bench.has_route("/ws/dispatch"):
         return True
@@ -169,12 +223,15 @@ def run_cycle(options: Options) -> ScenarioResult:
         if not _node_only(bench):
             return bench.result
         node = next(t for t in bench.targets() if t.name == NODE)
+        n = batch_setting("BENCH_WS_CYCLE_MAX", 50)
+        d = batch_setting("BENCH_WS_CYCLE_DISPATCH", 20)
+        worker: WsWorkerCycle | WsWorkerBatchCycle = WsWorkerCycle() if n == 1 else WsWorkerBatchCycle(max=n)
         acked: list[str] = []
         for clients in options.clients:
             for run in range(options.runs):
                 groups = [
-                    Group("ws dispatch x20", WsDispatch(), clients, headers=bench.auth_headers()),
-                    Group("ws worker cycle", WsWorkerCycle(), WORKERS, headers=bench.system_headers()),
+                    Group("ws dispatch x20", WsDispatch(batch=d), clients, headers=bench.auth_headers()),
+                    Group("ws worker cycle", worker, WORKERS, headers=bench.system_headers()),
                 ]
                 load, _ = bench.measure(node, groups, run=run)
                 acked += load.groups["ws worker cycle"].acks
@@ -183,7 +240,8 @@ def run_cycle(options: Options) -> ScenarioResult:
         bench.result.checks.append(
             check_acks_stored("every reported task is succeeded in the store", acked, done)
         )
-        _finish(bench, "ws worker cycle", f"full cycle tasks/s with {WORKERS} websocket workers", 3_000)
+        target = f"full cycle tasks/s with {WORKERS} websocket workers (claim max {n}, dispatch {d}/request)"
+        _finish(bench, "ws worker cycle", target, 3_000)
     return bench.result
 
 
