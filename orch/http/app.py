@@ -11,7 +11,7 @@ import orjson
 from quart import Response, current_app, request
 from quart_trio import QuartTrio
 
-from orch.http.edge import ROUTE_KEY, ASGIApp, Edge, Receive, Scope, Send
+from orch.http.edge import ASGIApp, Edge, Receive, Scope, Send
 from orch.http.errors import install_error_mappings
 from orch.http.openapi import build_openapi
 from orch.http.problems import PROBLEM_CONTENT_TYPE, ApiError, InternalError, problem_body, to_api_error
@@ -110,12 +110,6 @@ async def _handle_error(exc: Exception) -> Response:
     return problem_response(api_error_for(exc, request.scope))
 
 
-async def _mark_route() -> None:
-    rule = request.url_rule
-    if rule is not None:
-        cast(dict[str, Any], request.scope)[ROUTE_KEY] = rule.rule
-
-
 def _raw_routes(app: OrchApp) -> dict[tuple[str, str], ASGIApp]:
     """The hot routes the Edge serves without Quart (their Quart routes stay for the OpenAPI document)."""
     from orch.http.webhook import WebhookEndpoint
@@ -153,8 +147,7 @@ def create_app(node: Node, *, routers: Iterable[Router] = ()) -> OrchApp:
     app.routes = install(app, [ops, *security_routers, *task_routers, feeds, *routers])
     app.openapi = build_openapi(app.routes, version=node.version)
     app.openapi_body = json_text(app.openapi).encode()
-    app.before_request(_mark_route)
-    install_auth(app)  # after _mark_route: refused requests are still counted under their route
+    install_auth(app)  # also names the matched route for the edge's metrics and access log
     app.register_error_handler(Exception, _handle_error)
     app.edge = Edge(
         app._quart,

@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, cast
 
-from quart import Response, current_app, g, request
+from quart import current_app, g, request
 
 from actors.security.messages import Action, Authorize, Principal, RateDecision, Throttle
+from orch.http.edge import RATE_KEY, ROUTE_KEY
 from orch.http.problems import ServiceUnavailable, Unauthorized
 from orch.http.routing import RouteSpec
 
@@ -99,39 +100,35 @@ def current_principal() -> Principal | None:
     return cast(Principal | None, g.get("principal"))
 
 
-def _guard_for_request(app: OrchApp) -> tuple[Action, str] | None:
-    """The (action, route class) the matched route needs; None for anonymous or unmatched requests."""
-    rule = request.url_rule
-    if rule is None or rule.endpoint is None:
-        return None
-    guards: dict[tuple[str, str], tuple[Action, str]] = app.extensions[_SPECS_KEY]
-    method = "GET" if request.method == "HEAD" else request.method
-    return guards.get((rule.endpoint, method))
-
-
 async def _enforce() -> None:
+    # One hook for both jobs (and one lookup of the request proxy): name the route for the edge's
+    # metrics and access log first, so refused requests are still counted under their route.
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    rule = req.url_rule
+    if rule is None or rule.endpoint is None:
+        return
+    req.scope[ROUTE_KEY] = rule.rule
     app = cast("OrchApp", current_app)
-    guard = _guard_for_request(app)
+    guards: dict[tuple[str, str], tuple[Action, str]] = app.extensions[_SPECS_KEY]
+    guard = guards.get((rule.endpoint, "GET" if req.method == "HEAD" else req.method))
     if guard is None:
         return
     node = app.node
     action, rate_class = guard
     if action is Action.METRICS_READ and node.config.security.metrics_anonymous:
         return
-    token = bearer_token(request.headers.get("Authorization"))
-    g.principal = await authorize(node, action, token, route_class=rate_class, client=client_address())
-
-
-async def _rate_headers(response: Response) -> Response:
-    principal = current_principal()
-    if principal is not None:
-        for name, value in principal.rate.headers():
-            response.headers.setdefault(name, value)
-    return response
+    token = bearer_token(req.headers.get("Authorization"))
+    principal = await authorize(
+        node, action, token, route_class=rate_class, client=req.remote_addr or "unknown"
+    )
+    g.principal = principal
+    # The Edge adds RateLimit / RateLimit-Policy to the answer (unless the route set them itself): raw
+    # header pairs there, where werkzeug's Headers.setdefault costs a KeyError per absent name.
+    req.scope[RATE_KEY] = principal.rate
 
 
 def install_auth(app: OrchApp) -> None:
-    """Enforce every installed route's `auth` (unknown action names fail here, at start-up)."""
+    """Name each request's route (for the edge) and enforce its `auth` (unknown actions fail at start-up)."""
     # Resolved once here rather than per request: ValueError names a bad action at start-up.
     app.extensions[_SPECS_KEY] = {
         (s.endpoint, s.method): (Action(s.auth), route_class(s))
@@ -142,4 +139,3 @@ def install_auth(app: OrchApp) -> None:
         if spec.auth is not None:
             Action(spec.auth)  # websocket routes too
     app.before_request(_enforce)
-    app.after_request(_rate_headers)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
@@ -26,6 +26,7 @@ from typing import Any
 
 import trio
 
+from actors.security.messages import RateDecision
 from orch.http.problems import (
     PROBLEM_CONTENT_TYPE,
     ApiError,
@@ -40,6 +41,7 @@ from orch.logs import correlation_id
 from orch.metrics import UNMATCHED_ENDPOINT, HttpMetrics
 
 __all__ = [
+    "RATE_KEY",
     "REQUEST_ID_KEY",
     "ROUTE_KEY",
     "Edge",
@@ -57,13 +59,21 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 REQUEST_ID_KEY = "orch.request_id"  # scope key: the request id
 ROUTE_KEY = "orch.route"  # scope key: the matched route template, set by the app
+RATE_KEY = "orch.rate"  # scope key: the caller's RateDecision, set by the auth check
+_RATE_HEADER_NAMES = frozenset({b"ratelimit", b"ratelimit-policy", b"retry-after"})
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 _EXPOSED = b"X-Request-ID, Retry-After, RateLimit, RateLimit-Policy, Location, Allow"
 _PREFLIGHT_ENDPOINT = "<cors-preflight>"
 
+_ids = random.Random()  # seeded from os.urandom
+_ACCESS_FORMAT = "%s %s %d"
 _log = logging.getLogger("orch.http")
 _access = logging.getLogger("orch.http.access")
+
+
+def _new_request_id() -> str:
+    return f"{_ids.getrandbits(128):032x}"
 
 
 def valid_request_id(value: str | None) -> bool:
@@ -125,6 +135,15 @@ async def send_problem(
     await send_json(send, error.status, body, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
 
 
+def _add_rate_headers(headers: list[tuple[bytes, bytes]], rate: RateDecision) -> None:
+    """The caller's RateLimit / RateLimit-Policy, unless the answer carries its own."""
+    present = {bytes(k).lower() for k, _ in headers}
+    for name, value in rate.headers():
+        key = name.lower().encode()
+        if key in _RATE_HEADER_NAMES and key not in present:
+            headers.append((key, value.encode("latin-1")))
+
+
 def _only_cancellation(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return exc.split(trio.Cancelled)[1] is None
@@ -155,8 +174,11 @@ class Edge:
             await self.app(scope, receive, send)
             return
         given = _header(scope, b"x-request-id")
-        # 128 random bits as 32 hex digits, like uuid4().hex without building a UUID per request.
-        request_id = given if given is not None and valid_request_id(given) else os.urandom(16).hex()
+        # 128 random bits as 32 hex digits, like uuid4().hex without a UUID or a getrandom syscall per
+        # request. Ids need to be unique, not unguessable: a PRNG seeded from the OS is enough.
+        request_id = (
+            given if given is not None and valid_request_id(given) else f"{_ids.getrandbits(128):032x}"
+        )
         scope[REQUEST_ID_KEY] = request_id
         token = correlation_id.set(request_id)  # what `use_correlation_id` does, minus a generator
         try:
@@ -199,7 +221,11 @@ class Edge:
             kind = message["type"]
             if kind == "http.response.start":
                 status = int(message["status"])
-                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+                headers = [*message.get("headers", ()), *extra]
+                rate = scope.get(RATE_KEY)
+                if rate is not None:
+                    _add_rate_headers(headers, rate)
+                message = {**message, "headers": headers}
             if kind == "http.response.body" and not message.get("more_body", False):
                 with trio.CancelScope(shield=True):  # see the module docstring
                     await send(message)
@@ -235,14 +261,15 @@ class Edge:
         route = endpoint or scope.get(ROUTE_KEY) or UNMATCHED_ENDPOINT
         method = scope["method"]
         self.metrics.observe(method, route, status, elapsed)
-        if self.access_log or status >= 500:  # server errors are logged even with the access log off
-            _access.info(
-                "%s %s %d",
-                method,
-                scope.get("path", ""),
-                status,
-                extra={"method": method, "route": route, "status": status, "duration_ms": elapsed * 1000},
+        # Server errors are logged even with the access log off.
+        if (self.access_log or status >= 500) and _access.isEnabledFor(logging.INFO):
+            # makeRecord + handle is `info` minus the caller lookup (a stack walk; nobody logs where).
+            extra = {"method": method, "route": route, "status": status, "duration_ms": elapsed * 1000}
+            args = (method, scope.get("path", ""), status)
+            record = _access.makeRecord(
+                _access.name, logging.INFO, "", 0, _ACCESS_FORMAT, args, None, None, extra
             )
+            _access.handle(record)
 
     async def _preflight(self, scope: Scope, send: Send, allow_origin: str, request_id: str) -> None:
         requested = _header(scope, b"access-control-request-headers") or ""
