@@ -96,6 +96,17 @@ class EventFeed:
             if batch:
                 return batch
 
+    async def pending_live(self) -> Sequence[StoredEvent]:
+        """The live events already waiting, without waiting for more (empty when none, or not live yet).
+
+        For coalescing: after a wake-up, a writer may pause and then take what arrived meanwhile, so one
+        write carries several events. A cut-off or an end is not raised here: the next `next_batch` does.
+        """
+        sub = self._sub
+        if self._phase is not _Phase.LIVE or sub is None or not sub.pending:
+            return ()
+        return await self._live()
+
     def close(self) -> None:
         """Release the subscription (idempotent)."""
         if self._sub is not None:

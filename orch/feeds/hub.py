@@ -18,6 +18,7 @@ from actors.storage import Database, StoredEvent
 from orch.config import FeedsConfig
 from orch.feeds.feed import EventFeed
 from orch.feeds.filters import EventFilter
+from orch.feeds.gc_tuning import GarbageSweeper
 from orch.feeds.metrics import FeedMetrics
 from orch.http.task_views import event_json
 from runtime import Broadcast
@@ -40,6 +41,8 @@ class FeedHub:
         self.broadcast: Broadcast[StoredEvent] = Broadcast(capacity=settings.buffer)
         self._database = database
         self._json: dict[int, str] = {}
+        self.sweeper = GarbageSweeper(settings.gc_sweep_interval)
+        """Told of every closed feed connection; frees their cyclic garbage now and then."""
         self.last_seq = 0
         """The last seq published (primed from the store at start-up): where a live-only feed starts."""
 
@@ -107,6 +110,7 @@ def attach_feeds(node: Node) -> FeedHub:
     node.metrics.add_refresh(metrics.refresher(hub.broadcast.statistics))
     if node.nursery is not None:
         node.nursery.start_soon(_close_on_shutdown, node, hub)
+        node.nursery.start_soon(hub.sweeper.run, lambda: hub.broadcast.statistics().subscribers)
     return hub
 
 

@@ -80,6 +80,7 @@ class SseBody:
         self._hub = hub
         self._feed = feed
         self._heartbeat = hub.settings.heartbeat
+        self._coalesce = hub.settings.coalesce
         # The stream ends when the caller's token expires (wall clock -> Trio clock, measured once).
         self._expires = (
             trio.current_time() + (expires_at - time.time()) if math.isfinite(expires_at) else math.inf
@@ -95,17 +96,14 @@ class SseBody:
         if self._done:
             raise StopAsyncIteration
         if not self._opened:
-            self._opened = True
-            self._hub.metrics.connections.labels(Transport.SSE).inc()
-            # Hypercorn sends the headers with the first body chunk: open the stream at once. A stream
-            # without a replay names its starting seq (an `id:` alone sets the client's Last-Event-ID).
-            start = f"id: {self._feed.cursor}\n" if self._feed.live else ""
-            return f"retry: {RETRY_MS}\n: stream open\n{start}\n{self._live_marker()}".encode()
-        if trio.current_time() >= self._expires:
+            return self._open()
+        expires = self._expires
+        now = trio.current_time()
+        if now >= expires:
             detail = "the token expired; reconnect with a fresh one"
             return self._final(control_frame("expired", self._feed.cursor, detail))
         batch: Sequence[StoredEvent] = ()
-        with trio.move_on_at(min(trio.current_time() + self._heartbeat, self._expires)):
+        with trio.move_on_at(min(now + self._heartbeat, expires)):
             try:
                 batch = await self._feed.next_batch()
             except FeedLagged as exc:
@@ -115,12 +113,31 @@ class SseBody:
                 return self._final(control_frame("shutdown", exc.last_seq, "the node is shutting down"))
         live = self._live_marker()
         if not batch:
-            if trio.current_time() >= self._expires:
+            if expires != math.inf and trio.current_time() >= expires:
                 return await self.__anext__()
             return live.encode() if live else _HEARTBEAT
+        if self._coalesce and self._feed.live:
+            batch = await self._coalesced(batch)
         self._hub.metrics.delivered_batch(Transport.SSE, len(batch))
         frame = self._hub.sse_frame
         return "".join([*[frame(event) for event in batch], live]).encode()
+
+    def _open(self) -> bytes:
+        self._opened = True
+        self._hub.metrics.connections.labels(Transport.SSE).inc()
+        # Hypercorn sends the headers with the first body chunk: open the stream at once. A stream
+        # without a replay names its starting seq (an `id:` alone sets the client's Last-Event-ID).
+        start = f"id: {self._feed.cursor}\n" if self._feed.live else ""
+        return f"retry: {RETRY_MS}\n: stream open\n{start}\n{self._live_marker()}".encode()
+
+    async def _coalesced(self, batch: Sequence[StoredEvent]) -> Sequence[StoredEvent]:
+        """`batch` plus the live events that arrive within `feeds.coalesce` seconds (one write for all).
+
+        Not cancel-safe, and need not be: only the end of the response cancels it, and a client that
+        went away resumes from the last `id:` it received."""
+        await trio.sleep(self._coalesce)
+        more = await self._feed.pending_live()
+        return [*batch, *more] if more else batch
 
     def _live_marker(self) -> str:
         """`: live` once, after the last replayed event: the client has caught up."""
@@ -141,6 +158,7 @@ class SseBody:
         if self._opened:
             self._opened = False
             self._hub.metrics.connections.labels(Transport.SSE).dec()
+            self._hub.sweeper.connection_closed()
 
 
 def sse_response(hub: FeedHub, feed: EventFeed, *, expires_at: float = math.inf) -> Response:

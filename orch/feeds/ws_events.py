@@ -92,6 +92,7 @@ class _EventsConnection:
             gauge.dec()
             for sub in self.subs.values():
                 sub.feed.close()
+            self.hub.sweeper.connection_closed()
 
     async def _write_then_stop(self, nursery: trio.Nursery) -> None:
         await self.out.run()
@@ -183,6 +184,7 @@ class _EventsConnection:
 
     async def _pump(self, sub: _Subscription) -> None:
         metrics, json_text = self.hub.metrics, self.hub.json_text
+        coalesce = self.hub.settings.coalesce
         prefix = f'{{"op":"events","id":{json.dumps(sub.id)},"last_seq":'
         final: str | None = None
         live_sent = False
@@ -193,6 +195,9 @@ class _EventsConnection:
                         live_sent = True
                         await self.out.send(json_fields(op="live", id=sub.id, last_seq=sub.feed.cursor))
                     batch = await sub.feed.next_batch()
+                    if batch and coalesce and sub.feed.live:  # see `feeds.coalesce`
+                        await trio.sleep(coalesce)
+                        batch = [*batch, *await sub.feed.pending_live()]
                     cursor = sub.feed.cursor
                     if batch:
                         events = ",".join([json_text(event) for event in batch])

@@ -348,3 +348,18 @@ async def test_the_stream_ends_when_the_token_expires(start_node: StartNode) -> 
             with pytest.raises(EOFError):
                 await sse.next()
     # (Token checks allow 30 s of clock leeway; streams end at the token's own expiry.)
+
+
+async def test_live_events_of_separate_commits_within_the_coalescing_window_share_a_write(
+    start_node: StartNode,
+) -> None:
+    node = await start_node(**{"feeds.coalesce": 2.0})  # far longer than five small commits take
+    headers = await auth_headers(node, "viewer")
+    with trio.fail_after(20):
+        async with await RawSse.open(node.url, TESTS, headers=headers) as sse:
+            await sse.wait_comment("live")
+            stored = [(await emit(node, 1))[0].seq for _ in range(5)]
+            assert [seq_of(await sse.next_message()) for _ in stored] == stored
+    text = (await node.node.metrics.render()).decode()
+    assert _metric(text, 'orch_feed_events_delivered_total{transport="sse"}') == 5
+    assert _metric(text, 'orch_feed_writes_total{transport="sse"}') == 1
