@@ -133,7 +133,11 @@ class WebhookVerifier:
 
     def __init__(self, settings: WebhookSettings) -> None:
         self._s = settings
+        # Keyed HMAC states made once: each delivery copies one instead of re-deriving the key pads.
+        self._sig_macs = tuple(_keyed(s) for s in settings.signature_secrets)
+        self._github_macs = tuple(_keyed(s) for s in settings.github_secrets)
         self._std_secrets = tuple(decode_standard_secret(s) for s in settings.standard_secrets)
+        self._std_macs = tuple(_keyed(s) for s in self._std_secrets)
         self._std_keys = tuple(decode_standard_public_key(k) for k in settings.standard_public_keys)
         self.replays = ReplayCache(settings.replay_cache_size)
         self._fresh: list[ReplayEntry] = []
@@ -180,8 +184,8 @@ class WebhookVerifier:
             raise _unauthorised("signature scheme not configured")
         stamps, sigs = _parse_signature_header(value)
         t = self._timestamp(stamps[0], now)
-        signed = f"{t}.".encode() + body
-        expected = [hmac.new(s, signed, hashlib.sha256).hexdigest() for s in self._s.signature_secrets]
+        prefix = f"{t}.".encode()
+        expected = [_mac(m, prefix, body).hexdigest() for m in self._sig_macs]
         match = _first_match(expected, [s.lower() for s in sigs])
         if match is None:
             raise _unauthorised("signature mismatch")
@@ -198,7 +202,7 @@ class WebhookVerifier:
         delivery = h.get("x-github-delivery", "").strip()
         if not _DELIVERY.fullmatch(delivery):
             raise _bad("missing or malformed X-GitHub-Delivery")
-        expected = [hmac.new(s, body, hashlib.sha256).hexdigest() for s in self._s.github_secrets]
+        expected = [_mac(m, b"", body).hexdigest() for m in self._github_macs]
         match = _first_match(expected, [digest.lower()])
         if match is None:
             raise _unauthorised("signature mismatch")
@@ -229,7 +233,7 @@ class WebhookVerifier:
         return msg_id
 
     def _std_v1_ok(self, signed: bytes, sigs: list[bytes]) -> bool:
-        expected = [hmac.new(s, signed, hashlib.sha256).digest() for s in self._std_secrets]
+        expected = [_mac(m, b"", signed).digest() for m in self._std_macs]
         return any(hmac.compare_digest(e, s) for e in expected for s in sigs)
 
     def _std_v1a_ok(self, signed: bytes, sigs: list[bytes]) -> bool:
@@ -258,6 +262,19 @@ class WebhookVerifier:
     def _remember(self, key: str, expires_at: float, now: float) -> None:
         self.replays.add(key, expires_at, now)
         self._fresh.append((key, expires_at))
+
+
+def _keyed(secret: bytes) -> hmac.HMAC:
+    return hmac.new(secret, digestmod=hashlib.sha256)
+
+
+def _mac(keyed: hmac.HMAC, prefix: bytes, body: bytes) -> hmac.HMAC:
+    """HMAC-SHA256 of prefix + body under `keyed`'s key, without concatenating (copying) the body."""
+    mac = keyed.copy()
+    if prefix:
+        mac.update(prefix)
+    mac.update(body)
+    return mac
 
 
 def _first_match(expected: list[str], given: list[str]) -> str | None:
