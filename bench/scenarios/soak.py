@@ -17,7 +17,7 @@ from bench.harness.verify import check_acks_stored, check_streams_complete, stor
 from bench.scenarios.common import GetHealth
 from bench.scenarios.cycle import WorkerCycle
 from bench.scenarios.dispatch import DispatchOne
-from bench.scenarios.fanout import node_feed
+from bench.scenarios.fanout import node_feed, settled_cursor
 
 __all__ = ["rss_slope", "run"]
 
@@ -60,6 +60,7 @@ def run(options: Options) -> ScenarioResult:
         print(f"  soak: {seconds:.0f} s of mixed load", file=sys.stderr)
         with Subscribers(plan) as subs, ResourceMeter(node.server.pid, interval=1.0) as meter:
             load = run_load(LoadPlan(node.server.url, groups, seconds, processes=options.processes))
+            settled_cursor(feed.cursor, node.server.url)  # calls cancelled at the deadline may still land
             expected = feed.expected(node.server.url, before)
             fan = subs.stop(after=1.0, until_seq=expected[-1] if expected else None)
         for group in groups:
