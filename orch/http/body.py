@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
 from quart import request
 from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 
@@ -61,34 +62,74 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _depth(value: Any, level: int = 0) -> int:
-    if level > _MAX_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
-    return level
+def _too_deep(value: dict[str, Any]) -> bool:
+    """True when containers nest more than _MAX_DEPTH levels (empty ones count), level by level."""
+    level: list[Any] = [value]
+    depth = 1
+    while level:
+        if depth > _MAX_DEPTH:
+            return True
+        below: list[Any] = []
+        for container in level:
+            for child in container.values() if type(container) is dict else container:
+                if type(child) is dict or type(child) is list:
+                    below.append(child)
+        level = below
+        depth += 1
+    return False
+
+
+_DIGIT_TO_NINE = bytes.maketrans(b"0123456789", b"9" * 10)
+_LONG_NUMBER = b"9" * 19
+
+
+def _fast_parse(raw: bytes) -> Any:
+    """orjson's parse when it provably equals the strict stdlib parse below, else None.
+
+    orjson keeps the last of duplicate members and turns integers beyond 64 bits into floats; both are
+    ruled out here: 19+ digit runs go the slow way, and without \\u escapes (which could hide a colon)
+    every colon of `raw` is a member separator or a character of a string, so `raw` has as many colons
+    as its re-encoding exactly when no member was dropped.
+    """
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None  # the slow path finds the same fault and words it as before
+    if type(value) is not dict or b"\\u" in raw:
+        return None
+    if _LONG_NUMBER in raw.translate(_DIGIT_TO_NINE):
+        return None
+    if raw.count(b":") != orjson.dumps(value).count(b":"):
+        return None  # a duplicate member: the slow path names it
+    return value
 
 
 def parse_json_object(raw: bytes) -> JsonObject:
     """Parse `raw` strictly into a JsonObject; raise MalformedJson (400) or ValidationFailed (422)."""
+    value = _fast_parse(raw) if raw else None
+    if value is None:
+        value = _strict_parse(raw)
+    if not isinstance(value, dict):
+        raise ValidationFailed("", f"the body must be a JSON object, got {_kind(value)}")
+    if raw.count(b"[") + raw.count(b"{") > _MAX_DEPTH and _too_deep(value):
+        raise MalformedJson(f"JSON nested deeper than {_MAX_DEPTH} levels.")
+    return JsonObject(value)
+
+
+def _strict_parse(raw: bytes) -> Any:
+    """The stdlib parse: no NaN/Infinity, no duplicate members, UTF-8 only; faults as MalformedJson."""
     if not raw:
         raise MalformedJson("The request body is empty; a JSON object is required.")
     try:
-        text = raw.decode("utf-8")
-        value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+        return json.loads(
+            raw.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_no_duplicates
+        )
     except UnicodeDecodeError:
         raise MalformedJson("The request body is not valid UTF-8.") from None
     except json.JSONDecodeError as exc:
         raise MalformedJson(f"Invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.") from None
     except (ValueError, RecursionError) as exc:
         raise MalformedJson(f"Invalid JSON: {exc}.") from None
-    if not isinstance(value, dict):
-        raise ValidationFailed("", f"the body must be a JSON object, got {_kind(value)}")
-    if _depth(value) > _MAX_DEPTH:
-        raise MalformedJson(f"JSON nested deeper than {_MAX_DEPTH} levels.")
-    return JsonObject(value)
 
 
 def _kind(value: Any) -> str:
@@ -106,6 +147,7 @@ def _kind(value: Any) -> str:
 
 
 _MISSING: Any = object()
+_FLOAT_INT_LIMIT = int(1.7976931348623157e308)
 
 
 class JsonObject:
@@ -121,6 +163,10 @@ class JsonObject:
 
     def _fail(self, key: str, problem: str) -> ValidationFailed:
         return ValidationFailed(self._name(key), problem)
+
+    def fail(self, key: str, problem: str) -> ValidationFailed:
+        """The 422 for member `key` of this object, named with its path (`tasks.3.delay`); raise it."""
+        return self._fail(key, problem)
 
     def _lookup(self, key: str, aliases: Iterable[str]) -> tuple[str, Any]:
         """The (name used, value) for `key` or one alias; _MISSING when absent or null."""
@@ -247,9 +293,13 @@ class JsonObject:
         return default if value is _MISSING else self._check_number(name, value, min, max)
 
     def _check_number(self, name: str, value: Any, lo: float | None, hi: float | None) -> float:
-        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise self._fail(name, f"must be a number, got {_kind(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
             raise self._fail(name, f"must be a number, got {_kind(value)}")
         self._check_range(name, value, lo, hi)
+        if isinstance(value, int) and abs(value) > _FLOAT_INT_LIMIT:  # float() would overflow
+            raise self._fail(name, "must be a finite number, this one is too large")
         return float(value)
 
     def _check_range(self, name: str, value: float, lo: float | None, hi: float | None) -> None:

@@ -30,7 +30,7 @@ from actors.security.messages import Role
 from actors.storage import StoredEvent
 from orch.http.app import current_node, json_response
 from orch.http.auth import current_principal
-from orch.http.body import JsonObject, read_json_object
+from orch.http.body import read_json_object
 from orch.http.problems import Forbidden, ValidationFailed
 from orch.http.query import query_csv, query_int, query_str
 from orch.http.routing import QueryParam, Router
@@ -43,6 +43,7 @@ from orch.http.task_input import (
     StatusChange,
     read_status_change,
     read_task_spec,
+    read_task_specs,
 )
 from orch.http.task_views import TASK_SCHEMA, accepted_json, event_json, task_json
 from orch.http.waiting import dispatcher_of, wait_for_end, within
@@ -155,13 +156,7 @@ async def dispatch_batch() -> Response:
     body.reject_unknown()
     if not items:
         raise ValidationFailed("tasks", "is required and must not be empty")
-    specs = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise ValidationFailed(f"tasks.{index}", "must be an object")
-        obj = JsonObject(item, prefix=f"tasks.{index}.")
-        specs.append(read_task_spec(obj))
-        obj.reject_unknown()
+    specs = read_task_specs(items)
     accepted: tuple[DispatchAccepted, ...] = await dispatcher_of(current_node()).ask(
         lambda reply: DispatchBatch(tuple(specs), reply)
     )

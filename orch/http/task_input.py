@@ -7,7 +7,10 @@ never silently drops an option.
 
 from __future__ import annotations
 
+import math
+import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,6 +28,7 @@ __all__ = [
     "StatusChange",
     "read_status_change",
     "read_task_spec",
+    "read_task_specs",
 ]
 
 CORE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}"
@@ -42,11 +46,11 @@ def read_task_spec(body: JsonObject, *, idempotency_key: str | None = None) -> T
     timeout = body.opt_number("timeout", min=0.001, max=MAX_TIMEOUT)
     metadata = body.opt_obj("metadata")
     if metadata is not None and len(metadata.data) > 100:
-        raise ValidationFailed("metadata", f"must have at most 100 members, got {len(metadata.data)}")
+        raise body.fail("metadata", f"must have at most 100 members, got {len(metadata.data)}")
     max_attempts = body.opt_int("max_attempts", default=3, aliases=("maxAttempts",), min=1, max=1000)
     key = body.opt_str("idempotency_key", aliases=("idempotencyKey",), min_len=1, max_len=200)
     if key is not None and idempotency_key is not None and key != idempotency_key:
-        raise ValidationFailed("idempotency_key", "disagrees with the Idempotency-Key header; send one")
+        raise body.fail("idempotency_key", "disagrees with the Idempotency-Key header; send one")
     return TaskSpec(
         core_id=core_id,
         priority=priority or 0,
@@ -59,28 +63,128 @@ def read_task_spec(body: JsonObject, *, idempotency_key: str | None = None) -> T
     )
 
 
+def read_task_specs(items: Sequence[Any], *, field: str = "tasks") -> list[TaskSpec]:
+    """The specs of a batch's items, with `read_task_spec`'s rules; errors name the item (`tasks.3.core_id`).
+
+    A well-formed item in the plain spelling takes a one-pass check; any other item (an alias, a bad or
+    unknown member, an ISO `not_before`) goes through `read_task_spec`, which accepts it or says why not.
+    """
+    specs = []
+    for index, item in enumerate(items):
+        try:
+            specs.append(_plain_spec(item))
+        except _NotPlain:
+            specs.append(_checked_spec(item, f"{field}.{index}"))
+    return specs
+
+
+def _checked_spec(item: Any, name: str) -> TaskSpec:
+    if not isinstance(item, dict):
+        raise ValidationFailed(name, "must be an object")
+    body = JsonObject(item, prefix=f"{name}.")
+    spec = read_task_spec(body)
+    body.reject_unknown()
+    return spec
+
+
+class _NotPlain(Exception):
+    """The item needs `read_task_spec` (to be accepted in another spelling, or refused with a reason)."""
+
+
+_PLAIN_FIELDS = frozenset(
+    {
+        "core_id",
+        "priority",
+        "timeout",
+        "metadata",
+        "max_attempts",
+        "idempotency_key",
+        "stay",
+        "delay",
+        "not_before",
+    }
+)
+_CORE_MATCH = re.compile(CORE_PATTERN).fullmatch
+_FLOAT_MAX = 1.7976931348623157e308
+
+
+def _plain_spec(item: Any) -> TaskSpec:
+    """`read_task_spec` of a valid item without aliases, in one pass; _NotPlain for anything else."""
+    if type(item) is not dict or not _PLAIN_FIELDS.issuperset(item):
+        raise _NotPlain
+    get = item.get
+    core_id = get("core_id")
+    if type(core_id) is not str or _CORE_MATCH(core_id) is None:
+        raise _NotPlain
+    metadata = get("metadata")
+    if metadata is not None and (type(metadata) is not dict or len(metadata) > 100):
+        raise _NotPlain
+    key = get("idempotency_key")
+    if key is not None and (type(key) is not str or not 0 < len(key) <= 200):
+        raise _NotPlain
+    stay = get("stay")
+    if stay is not None and type(stay) is not bool:
+        raise _NotPlain
+    return TaskSpec(
+        core_id=core_id,
+        priority=_plain_int(get("priority"), 0, PRIORITY_MIN, PRIORITY_MAX),
+        timeout=_plain_number(get("timeout"), 0.001, MAX_TIMEOUT),
+        metadata=dict(metadata) if metadata is not None else {},
+        stay=stay is True,
+        idempotency_key=key,
+        max_attempts=_plain_int(get("max_attempts"), 3, 1, 1000),
+        not_before=_plain_not_before(get("delay"), get("not_before")),
+    )
+
+
+def _plain_int(value: Any, default: int, low: int, high: int) -> int:
+    if value is None:
+        return default
+    if type(value) is not int or not low <= value <= high:
+        raise _NotPlain
+    return value
+
+
+def _plain_number(value: Any, low: float, high: float) -> float | None:
+    if value is None:
+        return None
+    kind = type(value)
+    if (kind is int or (kind is float and math.isfinite(value))) and low <= value <= high:
+        return float(value)
+    raise _NotPlain
+
+
+def _plain_not_before(delay: Any, at: Any) -> float | None:
+    if delay is not None:
+        seconds = _plain_number(delay, 0.0, MAX_DELAY)
+        if at is not None or seconds is None:
+            raise _NotPlain
+        return time.time() + seconds
+    return _plain_number(at, 0.0, _FLOAT_MAX)  # an ISO string is not plain
+
+
 def _not_before(body: JsonObject) -> float | None:
     delay = body.opt_number("delay", min=0.0, max=MAX_DELAY)
     raw = body.data.get("not_before", body.data.get("notBefore"))
     if isinstance(raw, str):
         text = body.opt_str("not_before", aliases=("notBefore",), max_len=64)
-        at = _parse_time(text) if text is not None else None
+        at = _parse_time(body, text) if text is not None else None
     else:
         at = body.opt_number("not_before", aliases=("notBefore",), min=0.0)
     if delay is not None and at is not None:
-        raise ValidationFailed("delay", "send either delay or not_before, not both")
+        raise body.fail("delay", "send either delay or not_before, not both")
     if delay is not None:
         return time.time() + delay
     return at
 
 
-def _parse_time(text: str) -> float:
+def _parse_time(body: JsonObject, text: str) -> float:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise ValidationFailed("not_before", "must be unix seconds or an ISO 8601 date-time") from None
+        raise body.fail("not_before", "must be unix seconds or an ISO 8601 date-time") from None
     if parsed.tzinfo is None:
-        raise ValidationFailed("not_before", "must carry a UTC offset (e.g. 2026-01-01T12:00:00+00:00)")
+        raise body.fail("not_before", "must carry a UTC offset (e.g. 2026-01-01T12:00:00+00:00)")
     return max(0.0, parsed.timestamp())
 
 

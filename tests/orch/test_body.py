@@ -85,3 +85,54 @@ def test_unknown_members_are_refused_only_when_asked() -> None:
     error = fail(body.reject_unknown)
     assert error.field == "prority"
     body.reject_unknown("prority")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"tasks": [{"core_id": "A", "metadata": {"k": 1, "k": 2}}]}',
+        b'{"a": "x:y", "a": "x:y"}',
+        b'{"a": 1, "\\u0061": 2}',
+        b'{"a:": 1, "a:": 1}',
+    ],
+)
+def test_duplicate_members_are_refused_at_any_depth_and_in_any_spelling(raw: bytes) -> None:
+    with pytest.raises(MalformedJson, match="duplicate member"):
+        parse_json_object(raw)
+
+
+def test_colons_and_escapes_inside_strings_are_not_members() -> None:
+    raw = b'{"a": "b:c", "d\\"": "\\\\:", "e": ["f:", {"g": ":"}], "h": "\\u00e9:"}'
+    assert parse_json_object(raw).data == {"a": "b:c", 'd"': "\\:", "e": ["f:", {"g": ":"}], "h": "\u00e9:"}
+
+
+@pytest.mark.parametrize(
+    "number", [2**64, -(2**63) - 1, 10**30, -(10**18) * 9, 12345678901234567890123, 2**63 - 1]
+)
+def test_big_integers_stay_exact_integers(number: int) -> None:
+    value = parse_json_object(f'{{"n": {number}, "m": [{number}]}}'.encode()).data
+    assert value == {"n": number, "m": [number]}
+    assert type(value["n"]) is int
+
+
+def test_numbers_keep_their_json_type() -> None:
+    value = parse_json_object(b'{"i": 1, "f": 1.0, "e": 1e2, "z": -0, "s": 0.1}').data
+    assert [type(v) for v in value.values()] == [int, float, float, int, float]
+    assert value == {"i": 1, "f": 1.0, "e": 100.0, "z": 0, "s": 0.1}
+
+
+def test_nesting_exactly_at_the_limit_is_accepted_and_one_more_is_refused() -> None:
+    ok = b'{"a":' + b"[" * 31 + b"]" * 31 + b"}"
+    assert parse_json_object(ok).has("a")
+    with pytest.raises(MalformedJson, match="deeper than"):
+        parse_json_object(b'{"a":' + b"[" * 32 + b"]" * 32 + b"}")
+    wide = b'{"t": [' + b",".join([b'{"m": {"k": [1]}}'] * 50) + b"]}"
+    assert len(parse_json_object(wide).data["t"]) == 50
+
+
+def test_integers_too_large_for_a_float_are_a_422_not_a_crash() -> None:
+    body = JsonObject({"n": 10**400, "m": -(10**400)})
+    assert fail(lambda: body.opt_number("n")).problem == "must be a finite number, this one is too large"
+    assert fail(lambda: body.req_number("m")).field == "m"
+    assert fail(lambda: body.opt_number("n", max=5.0)).problem.startswith("must be <= 5.0")
+    assert body.opt_number("x", default=2.0) == 2.0
