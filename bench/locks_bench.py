@@ -1,7 +1,7 @@
 """Throughput and latency of the lock manager actor, durable (issue #4 targets in brackets).
 
     .venv/bin/python -m bench.locks_bench [--seconds 3] [--clients 100] [--waiters 100] [--synchronous FULL]
-                                          [--gc-tune]
+                                          [--background 0] [--gc-tune]
 
 Prints, on a fresh SQLite file with the real storage layer (every grant and release is committed with its
 event before it is acknowledged):
@@ -11,8 +11,10 @@ event before it is acknowledged):
 - contention: ``--waiters`` clients looping acquire+release on ONE resource: grants/s, wait p50/p99 (ask to
   grant), and handoff p50/p99 (the holder sends its release -> the next waiter has its grant) [< 2 ms p99].
 
-``--gc-tune`` applies the collector settings ``orch serve`` uses (gc.freeze, gen-0 threshold 100,000);
-without it, young collections (~0.2 ms each here) land in the tail of the handoff latency.
+``--background N`` repeats the contended run while N other clients cycle on their own resources: a
+release that arrives while their batch commits waits for that commit, then for its own (the handoff in
+a busy node). ``--gc-tune`` applies the collector settings ``orch serve`` uses (gc.freeze, gen-0
+threshold 100,000); without it, young collections (~0.2 ms each here) land in the handoff tail.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -104,7 +107,36 @@ async def contended(locks: Locks, waiters: int, seconds: float) -> tuple[float, 
     return len(waits) / (time.perf_counter() - started), waits, handoffs
 
 
-async def run(path: Path, seconds: float, clients: int, waiters: int, synchronous: str) -> None:
+async def under_load(
+    locks: Locks, waiters: int, background: int, seconds: float
+) -> tuple[float, tuple[float, list[float], list[float]]]:
+    """``contended`` while ``background`` clients cycle on their own resources (their cycles/s first)."""
+    found: dict[str, Any] = {}
+
+    async def load() -> None:
+        found["load"] = await uncontended(locks, background, seconds)
+
+    async def hot() -> None:
+        found["hot"] = await contended(locks, waiters, seconds)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(load)
+        nursery.start_soon(hot)
+    return found["load"][0], found["hot"]
+
+
+def print_contended(label: str, rate: float, waits: list[float], handoffs: list[float]) -> None:
+    """One line of grant rate, wait and handoff percentiles."""
+    print(
+        f"{label} {rate:8,.0f} grants/s  "
+        f"wait p50 {pct(waits, 0.5):.1f} ms  p99 {pct(waits, 0.99):.1f} ms  "
+        f"handoff p50 {pct(handoffs, 0.5):.2f} ms  p99 {pct(handoffs, 0.99):.2f} ms"
+    )
+
+
+async def run(
+    path: Path, seconds: float, clients: int, waiters: int, synchronous: str, background: int
+) -> None:
     async with Database.open(path, synchronous=synchronous) as db:
         factory: Callable[[], LockManager] = lambda: LockManager(db)  # noqa: E731
         async with open_actor(factory, capacity=10_000, name="locks") as locks:
@@ -121,12 +153,10 @@ async def run(path: Path, seconds: float, clients: int, waiters: int, synchronou
                 f"uncontended, {clients} clients:   {rate:8,.0f} cycles/s  "
                 f"cycle p50 {pct(lat, 0.5):.2f} ms  p99 {pct(lat, 0.99):.2f} ms  ({commits})"
             )
-            rate, waits, handoffs = await contended(locks, waiters, seconds)
-            print(
-                f"contended, {waiters} waiters on 1: {rate:8,.0f} grants/s  "
-                f"wait p50 {pct(waits, 0.5):.1f} ms  p99 {pct(waits, 0.99):.1f} ms  "
-                f"handoff p50 {pct(handoffs, 0.5):.2f} ms  p99 {pct(handoffs, 0.99):.2f} ms"
-            )
+            print_contended(f"contended, {waiters} waiters on 1:", *await contended(locks, waiters, seconds))
+            if background:
+                load, hot = await under_load(locks, waiters, background, seconds)
+                print_contended(f"  same, {background} clients cycling beside ({load:,.0f} cycles/s):", *hot)
 
 
 def main() -> None:
@@ -135,6 +165,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--waiters", type=int, default=100)
     parser.add_argument("--synchronous", default="FULL")
+    parser.add_argument(
+        "--background", type=int, default=0, help="repeat the contended run beside N uncontended clients"
+    )
     parser.add_argument(
         "--gc-tune", action="store_true", help="gc.freeze() + gen-0 threshold 100,000, as `orch serve` does"
     )
@@ -147,7 +180,8 @@ def main() -> None:
         f"synchronous={args.synchronous}  gc={'tuned as orch serve' if args.gc_tune else 'Python defaults'}"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        trio.run(run, Path(tmp) / "locks.db", args.seconds, args.clients, args.waiters, args.synchronous)
+        path = Path(tmp) / "locks.db"
+        trio.run(run, path, args.seconds, args.clients, args.waiters, args.synchronous, args.background)
 
 
 if __name__ == "__main__":
