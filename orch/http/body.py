@@ -28,7 +28,7 @@ from orch.http.problems import (
 )
 from orch.http.problems import RequestTimeout as RequestTimeoutError
 
-__all__ = ["JsonObject", "parse_json_object", "read_json_object"]
+__all__ = ["JsonObject", "parse_json_object", "read_json_object", "request_header"]
 
 _MAX_DEPTH = 32
 
@@ -43,10 +43,23 @@ async def read_json_object(*, allow_empty: bool = False) -> JsonObject:
         raise RequestTimeoutError("The request body did not arrive in time.") from None
     if not raw and allow_empty:
         return JsonObject({})
-    mimetype = request.mimetype
+    content_type = request_header(b"content-type")
+    # What werkzeug's `request.mimetype` gives: the part before any parameters, lower case.
+    mimetype = content_type.partition(";")[0].strip().lower() if content_type else ""
     if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType(f"Expected Content-Type application/json, got {mimetype!r}.")
     return parse_json_object(raw)
+
+
+def request_header(name: bytes) -> str | None:
+    """The current request's first `name` header (lower-case bytes), from the ASGI scope.
+
+    `request.headers.get` raises and catches a KeyError inside werkzeug for every absent name.
+    """
+    for key, value in request.scope["headers"]:
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
 
 
 def _reject_constant(name: str) -> Any:

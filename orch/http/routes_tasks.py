@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Response, request
+from quart import Response
 
 from actors.dispatcher.messages import (
     Cancel,
@@ -30,19 +30,17 @@ from actors.security.messages import Role
 from actors.storage import StoredEvent
 from orch.http.app import current_node, json_response
 from orch.http.auth import current_principal
-from orch.http.body import read_json_object
+from orch.http.body import read_json_object, request_header
 from orch.http.problems import Forbidden, ValidationFailed
 from orch.http.query import query_csv, query_int, query_str
 from orch.http.routing import QueryParam, Router
 from orch.http.task_input import (
-    DEFAULT_STAY_WAIT,
     DISPATCH_SCHEMA,
-    MAX_STAY_WAIT,
     REPORT_SCHEMA,
     TASK_FIELDS,
     StatusChange,
+    read_dispatch,
     read_status_change,
-    read_task_spec,
     read_task_specs,
 )
 from orch.http.task_views import TASK_SCHEMA, accepted_json, event_json, task_json
@@ -72,7 +70,7 @@ _ERRORS = {
 
 
 def _idempotency_header() -> str | None:
-    value = request.headers.get("Idempotency-Key")
+    value = request_header(b"idempotency-key")
     if value is not None and not 0 < len(value) <= 200:
         raise ValidationFailed("Idempotency-Key", "must be 1..200 characters")
     return value
@@ -98,10 +96,7 @@ async def dispatch() -> Response:
     dead) or `wait` seconds pass (default 300, at most 3600), and answers 200 with the task as it is then
     (`finished` tells which). A client that disconnects leaves the task running.
     """
-    body = await read_json_object()
-    spec = read_task_spec(body, idempotency_key=_idempotency_header())
-    wait = body.opt_number("wait", default=DEFAULT_STAY_WAIT, min=0.001, max=MAX_STAY_WAIT)
-    body.reject_unknown()
+    spec, wait = read_dispatch(await read_json_object(), idempotency_key=_idempotency_header())
     node = current_node()
     accepted: DispatchAccepted = await dispatcher_of(node).ask(
         lambda reply: Dispatch(
@@ -119,7 +114,7 @@ async def dispatch() -> Response:
     answer = accepted_json(accepted)
     if spec.stay:
         task_id = accepted.task.id
-        final = await within(node, wait or DEFAULT_STAY_WAIT, lambda: wait_for_end(node, task_id))
+        final = await within(node, wait, lambda: wait_for_end(node, task_id))
         if final is None:  # deadline or shutdown: answer with the task as it is now
             now: TaskView = await dispatcher_of(node).ask(lambda reply: GetTask(task_id, reply))
             final = now

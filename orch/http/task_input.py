@@ -26,6 +26,7 @@ __all__ = [
     "MAX_STAY_WAIT",
     "REPORT_SCHEMA",
     "StatusChange",
+    "read_dispatch",
     "read_status_change",
     "read_task_spec",
     "read_task_specs",
@@ -61,6 +62,21 @@ def read_task_spec(body: JsonObject, *, idempotency_key: str | None = None) -> T
         max_attempts=max_attempts or 3,
         not_before=_not_before(body),
     )
+
+
+def read_dispatch(body: JsonObject, *, idempotency_key: str | None = None) -> tuple[TaskSpec, float]:
+    """A single dispatch: the spec (`read_task_spec`, with the header's key) and `wait` (for `stay`).
+
+    Unknown members are refused. A plain body takes the one-pass check, any other the full reader.
+    """
+    try:
+        spec = _plain_spec(body.data, _DISPATCH_FIELDS, idempotency_key)
+        wait = _plain_number(body.data.get("wait"), 0.001, MAX_STAY_WAIT)
+    except _NotPlain:
+        spec = read_task_spec(body, idempotency_key=idempotency_key)
+        wait = body.opt_number("wait", min=0.001, max=MAX_STAY_WAIT)
+        body.reject_unknown()
+    return spec, DEFAULT_STAY_WAIT if wait is None else wait
 
 
 def read_task_specs(items: Sequence[Any], *, field: str = "tasks") -> list[TaskSpec]:
@@ -104,13 +120,14 @@ _PLAIN_FIELDS = frozenset(
         "not_before",
     }
 )
+_DISPATCH_FIELDS = _PLAIN_FIELDS | {"wait"}
 _CORE_MATCH = re.compile(CORE_PATTERN).fullmatch
 _FLOAT_MAX = 1.7976931348623157e308
 
 
-def _plain_spec(item: Any) -> TaskSpec:
+def _plain_spec(item: Any, fields: frozenset[str] = _PLAIN_FIELDS, header_key: str | None = None) -> TaskSpec:
     """`read_task_spec` of a valid item without aliases, in one pass; _NotPlain for anything else."""
-    if type(item) is not dict or not _PLAIN_FIELDS.issuperset(item):
+    if type(item) is not dict or not fields.issuperset(item):
         raise _NotPlain
     get = item.get
     core_id = get("core_id")
@@ -120,7 +137,9 @@ def _plain_spec(item: Any) -> TaskSpec:
     if metadata is not None and (type(metadata) is not dict or len(metadata) > 100):
         raise _NotPlain
     key = get("idempotency_key")
-    if key is not None and (type(key) is not str or not 0 < len(key) <= 200):
+    if key is None:
+        key = header_key
+    elif type(key) is not str or not 0 < len(key) <= 200 or (header_key is not None and key != header_key):
         raise _NotPlain
     stay = get("stay")
     if stay is not None and type(stay) is not bool:

@@ -38,7 +38,8 @@ FINAL_STATUSES: frozenset[TaskStatus] = frozenset(
 """Statuses a task never leaves on its own (dead only by an operator's requeue)."""
 
 
-_last_iso: tuple[float, str] = (math.nan, "")
+_iso_cache: dict[float, str] = {}
+_ISO_CACHE_SIZE = 1024
 _last_second: tuple[int, str] = (-(2**62), "")
 
 
@@ -46,15 +47,15 @@ def iso(ts: float | None) -> str | None:
     """Unix seconds -> ISO 8601 UTC with milliseconds (None stays None).
 
     The text `datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")` gives, built from the
-    last second's cached prefix: a batch's tasks share one or two timestamps, and datetime was the
-    costliest part of a dispatch acknowledgement.
+    cached prefix of the last second (and remembered: a batch's tasks share their timestamps); datetime
+    was the costliest part of a dispatch acknowledgement.
     """
-    global _last_iso, _last_second
+    global _last_second
     if ts is None:
         return None
-    last = _last_iso
-    if last[0] == ts:
-        return last[1]
+    text = _iso_cache.get(ts)
+    if text is not None:
+        return text
     fraction, whole = math.modf(ts)
     micros = round(fraction * 1e6)  # half-even to the microsecond, as datetime.fromtimestamp rounds
     if micros >= 1_000_000:
@@ -67,7 +68,9 @@ def iso(ts: float | None) -> str | None:
         cached = (second, datetime.fromtimestamp(second, UTC).isoformat()[:-6])
         _last_second = cached
     text = f"{cached[1]}.{micros // 1000:03d}+00:00"
-    _last_iso = (ts, text)
+    if len(_iso_cache) >= _ISO_CACHE_SIZE:
+        _iso_cache.clear()
+    _iso_cache[ts] = text
     return text
 
 
@@ -77,10 +80,11 @@ def _plain(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 def task_json(task: TaskView) -> dict[str, Any]:
     """A task as the API shows it (`task_id` is the seed's name for the id)."""
+    lease, deadline, finished = task.lease_expires_at, task.deadline_at, task.finished_at
     return {
         "task_id": task.id,
         "core_id": task.core_id,
-        "status": task.status.value,
+        "status": str(task.status),  # the plain value; str() of a StrEnum is cheaper than .value
         "priority": task.priority,
         "attempts": task.attempts,
         "max_attempts": task.max_attempts,
@@ -90,15 +94,15 @@ def task_json(task: TaskView) -> dict[str, Any]:
         "idempotency_key": task.idempotency_key,
         "not_before": iso(task.not_before),
         "claimed_by": task.claimed_by,
-        "lease_expires_at": iso(task.lease_expires_at),
-        "deadline_at": iso(task.deadline_at),
+        "lease_expires_at": None if lease is None else iso(lease),
+        "deadline_at": None if deadline is None else iso(deadline),
         "cancel_requested": task.cancel_requested,
         "progress": _plain(task.progress),
         "result": _plain(task.result),
         "error": task.error,
         "created_at": iso(task.created_at),
         "updated_at": iso(task.updated_at),
-        "finished_at": iso(task.finished_at),
+        "finished_at": None if finished is None else iso(finished),
         "finished": task.status in FINAL_STATUSES,
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -12,15 +13,21 @@ import pytest
 from actors.dispatcher.messages import TaskSpec
 from orch.http.body import JsonObject
 from orch.http.problems import ValidationFailed
-from orch.http.task_input import read_task_spec, read_task_specs
+from orch.http.task_input import (
+    DEFAULT_STAY_WAIT,
+    MAX_STAY_WAIT,
+    read_dispatch,
+    read_task_spec,
+    read_task_specs,
+)
 
 FIELDS = [
     "core_id", "coreId", "priority", "timeout", "metadata", "stay", "idempotency_key", "idempotencyKey",
-    "max_attempts", "maxAttempts", "not_before", "notBefore", "delay", "wait", "junk",
+    "max_attempts", "maxAttempts", "not_before", "notBefore", "delay", "wait", "wait", "junk",
 ]  # fmt: skip
 VALUES: list[Any] = [
     None, True, False, 0, -1, 1, 3, 5, 1000, 1001, 2**63, 10**400, -(10**400), 0.0, 0.0005, 0.001, 1.5,
-    1e308, float("inf"), float("nan"), -0.5, "", "A", "WORK_01", "a b", "x" * 201, "x" * 200,
+    1e308, 3600, 3600.5, float("inf"), float("nan"), -0.5, "", "A", "WORK_01", "a b", "x" * 201, "x" * 200,
     "2026-01-01T00:00:00+00:00", "2026-01-01T00:00:00", "soon", [], [1], {}, {"k": 1},
     {str(i): i for i in range(101)},
 ]  # fmt: skip
@@ -36,7 +43,7 @@ def full_reader(item: Any, index: int = 0) -> TaskSpec:
     return spec
 
 
-def outcome(read: Callable[[Any], TaskSpec], item: Any) -> TaskSpec | tuple[str, str]:
+def outcome(read: Callable[[Any], object], item: Any) -> object:
     try:
         return read(item)
     except ValidationFailed as error:
@@ -114,3 +121,37 @@ def test_errors_name_the_first_bad_item_and_its_field(items: list[Any], field: s
     with pytest.raises(ValidationFailed) as caught:
         read_task_specs(items)
     assert caught.value.field == field
+
+
+def full_dispatch_reader(data: dict[str, Any], header: str | None) -> tuple[TaskSpec, float]:
+    """The reference for a single dispatch: what the route did before the one-pass path."""
+    body = JsonObject(data)
+    spec = read_task_spec(body, idempotency_key=header)
+    wait = body.opt_number("wait", default=DEFAULT_STAY_WAIT, min=0.001, max=MAX_STAY_WAIT)
+    body.reject_unknown()
+    return spec, wait or DEFAULT_STAY_WAIT
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_single_dispatch_agrees_with_the_full_reader_on_random_bodies() -> None:
+    for seed in range(3000):
+        rng = random.Random(seed)
+        item = random_item(rng)
+        if not isinstance(item, dict):
+            continue
+        header = rng.choice([None, None, "k", "A", "x" * 200])
+        expected = outcome(functools.partial(full_dispatch_reader, header=header), item)
+        got = outcome(lambda i: read_dispatch(JsonObject(i), idempotency_key=header), item)  # noqa: B023
+        assert got == expected, (seed, item, header)
+
+
+def test_single_dispatch_takes_the_header_key_and_a_default_wait() -> None:
+    spec, wait = read_dispatch(JsonObject({"core_id": "C"}), idempotency_key="h")
+    assert (spec.idempotency_key, wait) == ("h", DEFAULT_STAY_WAIT)
+    spec, wait = read_dispatch(
+        JsonObject({"core_id": "C", "idempotency_key": "h", "wait": 2}), idempotency_key="h"
+    )
+    assert (spec.idempotency_key, wait) == ("h", 2.0)
+    with pytest.raises(ValidationFailed) as caught:
+        read_dispatch(JsonObject({"core_id": "C", "idempotency_key": "b"}), idempotency_key="h")
+    assert caught.value.field == "idempotency_key"
