@@ -18,6 +18,7 @@ from actors.storage import Database, StoredEvent
 from orch.config import FeedsConfig
 from orch.feeds.feed import EventFeed
 from orch.feeds.filters import EventFilter
+from orch.feeds.flush import FlushClock
 from orch.feeds.gc_tuning import GarbageSweeper
 from orch.feeds.metrics import FeedMetrics
 from orch.http.task_views import event_json
@@ -42,6 +43,8 @@ class FeedHub:
         self._database = database
         self._json: dict[int, str] = {}
         self.sweeper = GarbageSweeper(settings.gc_sweep_interval)
+        self.flush = FlushClock(settings.coalesce)
+        """The shared tick coalescing feeds wait for (`feeds.coalesce`)."""
         """Told of every closed feed connection; frees their cyclic garbage now and then."""
         self.last_seq = 0
         """The last seq published (primed from the store at start-up): where a live-only feed starts."""
@@ -111,6 +114,7 @@ def attach_feeds(node: Node) -> FeedHub:
     if node.nursery is not None:
         node.nursery.start_soon(_close_on_shutdown, node, hub)
         node.nursery.start_soon(hub.sweeper.run, lambda: hub.broadcast.statistics().subscribers)
+        node.nursery.start_soon(hub.flush.run)
     return hub
 
 

@@ -131,11 +131,11 @@ class SseBody:
         return f"retry: {RETRY_MS}\n: stream open\n{start}\n{self._live_marker()}".encode()
 
     async def _coalesced(self, batch: Sequence[StoredEvent]) -> Sequence[StoredEvent]:
-        """`batch` plus the live events that arrive within `feeds.coalesce` seconds (one write for all).
+        """`batch` plus the live events that arrive until the hub's next flush tick (one write for all).
 
         Not cancel-safe, and need not be: only the end of the response cancels it, and a client that
         went away resumes from the last `id:` it received."""
-        await trio.sleep(self._coalesce)
+        await self._hub.flush.wait()
         more = await self._feed.pending_live()
         return [*batch, *more] if more else batch
 

@@ -196,7 +196,7 @@ class _EventsConnection:
                         await self.out.send(json_fields(op="live", id=sub.id, last_seq=sub.feed.cursor))
                     batch = await sub.feed.next_batch()
                     if batch and coalesce and sub.feed.live:  # see `feeds.coalesce`
-                        await trio.sleep(coalesce)
+                        await self.hub.flush.wait()
                         batch = [*batch, *await sub.feed.pending_live()]
                     cursor = sub.feed.cursor
                     if batch:
