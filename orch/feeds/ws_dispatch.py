@@ -25,7 +25,6 @@ sends `{"op": "shutdown"}` and closes with 1001.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -64,7 +63,7 @@ from orch.feeds.ws_common import (
     principal_summary,
     ws_api_error,
 )
-from orch.http.app import current_node
+from orch.http.app import current_node, json_bytes
 from orch.http.body import JsonObject
 from orch.http.problems import (
     ApiError,
@@ -368,16 +367,10 @@ def _request_id(message: JsonObject) -> Any:
 
 
 def _answer(request_id: Any, result: Any) -> str:
-    return json.dumps(
-        {"id": request_id, "ok": True, "result": result},
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=str,
-    )
+    # orjson (via json_bytes): a batch answer carries many tasks; json.dumps was ~4 % of the node's CPU.
+    return json_bytes({"id": request_id, "ok": True, "result": result}).decode()
 
 
 def _answer_error(request_id: Any, error: ApiError) -> str:
     body = problem_body(error, instance=websocket.path, request_id=correlation_id.get())
-    return json.dumps(
-        {"id": request_id, "ok": False, "error": body}, separators=(",", ":"), ensure_ascii=False, default=str
-    )
+    return json_bytes({"id": request_id, "ok": False, "error": body}).decode()
