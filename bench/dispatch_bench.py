@@ -4,7 +4,8 @@
 
 Prints: durable dispatches/s in batches and from many concurrent single dispatches, claim+complete
 cycles/s with many concurrent workers, and claim latency p50/p99 with ``--queued`` tasks waiting.
-Every number counts only acknowledged (committed) operations.
+Every number counts only acknowledged (committed) operations. ``cpu us/op`` is the process CPU time (all
+threads: actor loop and SQLite writer) per task or cycle, steadier than the rates on a shared box.
 """
 
 from __future__ import annotations
@@ -112,30 +113,33 @@ async def main(args: argparse.Namespace) -> None:
                 await report_all(ref, db, args)
 
 
-def commits(db: Database, before: DatabaseStats) -> str:
-    """Group-commit figures since ``before``: write batches (one thread hop + COMMIT each) and ops."""
+def commits(db: Database, before: DatabaseStats, cpu_before: float, n: int) -> str:
+    """Since ``before``: write batches (one thread hop + COMMIT each), ops per batch, CPU time per op."""
     now = db.statistics()
     batches, ops = now.batches - before.batches, now.ops - before.ops
-    return f"{batches:,} commits, {ops / max(batches, 1):.1f} ops/commit"
+    cpu_us = (time.process_time() - cpu_before) / n * 1e6
+    return f"{batches:,} commits, {ops / max(batches, 1):.1f} ops/commit, cpu {cpu_us:.0f} us/op"
 
 
 async def report_all(ref: Ref, db: Database, args: argparse.Namespace) -> None:
     print(f"synchronous={args.synchronous}  file on {args.dir or tempfile.gettempdir()}")
-    before = db.statistics()
+    before, cpu = db.statistics(), time.process_time()
     rate = await batched_dispatch(ref, "bulk", args.batched, args.batch, args.senders)
     print(
         f"batched dispatch   {rate:8,.0f} tasks/s   {args.batched:,} in batches of {args.batch},"
-        f" {commits(db, before)}"
+        f" {commits(db, before, cpu, args.batched)}"
     )
-    before = db.statistics()
+    before, cpu = db.statistics(), time.process_time()
     rate = await single_dispatches(ref, "single", args.singles, args.clients)
     print(
-        f"single dispatches  {rate:8,.0f} tasks/s   {args.clients} concurrent callers, {commits(db, before)}"
+        f"single dispatches  {rate:8,.0f} tasks/s   {args.clients} concurrent callers,"
+        f" {commits(db, before, cpu, args.singles)}"
     )
-    before = db.statistics()
+    before, cpu = db.statistics(), time.process_time()
     rate = await claim_complete(ref, "single", args.cycles, args.workers)
     print(
-        f"claim+complete     {rate:8,.0f} cycles/s  {args.workers} concurrent workers, {commits(db, before)}"
+        f"claim+complete     {rate:8,.0f} cycles/s  {args.workers} concurrent workers,"
+        f" {commits(db, before, cpu, args.cycles)}"
     )
     await batched_dispatch(ref, "deep", args.queued, 1000, 1)
     latencies = await claim_latency(ref, "deep", args.samples)
