@@ -15,6 +15,9 @@ signal, stderr tail). The command runs in its own process group, so stopping it 
 - The node unreachable or answering 5xx/429: retry with exponential backoff and jitter (0.5 s .. 30 s);
   a command keeps running meanwhile, and its report is retried for up to `report_patience` seconds.
 - Refused credentials (401/403) or a bad request (422) end the worker with exit status 2.
+- `--concurrency N`: up to N commands at once, each task with its own heartbeats and report; free slots
+  are filled by one claim for several tasks (`POST /cores/{core}/claims` with `max`), so a worker that
+  runs many short tasks needs fewer round trips. On SIGTERM every running command gets the grace.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ def default_worker_id() -> str:
 
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
-    """What a worker needs; `heartbeat` None = a third of the lease (at most 10 s)."""
+    """What a worker needs; `heartbeat` None = a third of the lease (at most 10 s); `concurrency`: commands
+    run at once (each task claimed, heart-beaten and reported on its own)."""
 
     url: str
     core: str
@@ -59,6 +63,7 @@ class WorkerSettings:
     heartbeat: float | None = None
     claim_wait: float = 30.0
     max_tasks: int | None = None
+    concurrency: int = 1
     grace: float = 30.0
     tail_bytes: int = 4096
     echo: bool = True
@@ -98,9 +103,12 @@ class Worker:
         self.completed: dict[str, int] = {}
         self._stopping = trio.Event()
         self._claim_scope: trio.CancelScope | None = None
-        self._current: TaskProcess | None = None
+        self._current: dict[int, TaskProcess] = {}  # by id(): running commands
         self._nursery: trio.Nursery | None = None
         self._backoff = _Backoff(settings.backoff_min, settings.backoff_max)
+        self._started = 0
+        self._running = 0
+        self._slot_freed = trio.Event()
 
     @property
     def done(self) -> int:
@@ -113,10 +121,11 @@ class Worker:
         self._stopping.set()
         if self._claim_scope is not None:
             self._claim_scope.cancel()
-        current, nursery = self._current, self._nursery
-        if current is not None and nursery is not None:
+        nursery = self._nursery
+        if nursery is not None:
             delay = self.settings.grace if first else 0.0
-            nursery.start_soon(self._stop_after, current, delay)
+            for process in list(self._current.values()):
+                nursery.start_soon(self._stop_after, process, delay)
 
     async def _stop_after(self, process: TaskProcess, delay: float) -> None:
         await trio.sleep(delay)
@@ -133,45 +142,72 @@ class Worker:
             self._nursery = nursery
             _log.info("worker %s claiming for %s at %s", s.worker_id, s.core, s.url)
             refused: WorkerRefused | None = None
-            while not self._stopping.is_set() and (s.max_tasks is None or self.done < s.max_tasks):
-                try:
-                    claimed = await self._claim(http)
-                except WorkerRefused as exc:  # raised outside the nursery, not as an ExceptionGroup
-                    refused = exc
-                    break
-                if claimed is not None:
-                    await self._run_task(http, claimed)
+            async with trio.open_nursery() as tasks:
+                while not self._stopping.is_set() and (want := await self._free_slots()):
+                    try:
+                        claimed = await self._claim(http, want)
+                    except WorkerRefused as exc:  # caught here, not raised as an ExceptionGroup
+                        refused = exc
+                        break
+                    for one in claimed:
+                        self._started += 1
+                        self._running += 1
+                        tasks.start_soon(self._run_slot, http, one)
             nursery.cancel_scope.cancel()
         if refused is not None:
             raise refused
         _log.info("worker %s stopped after %d task(s)", s.worker_id, self.done)
 
     # --- claiming -----------------------------------------------------------------------------------------
-    async def _claim(self, http: httpx.AsyncClient) -> dict[str, Any] | None:
+    async def _free_slots(self) -> int:
+        """Wait for a free slot; how many tasks to claim now (0: `max_tasks` are all started)."""
         s = self.settings
-        body = {"worker_id": s.worker_id, "lease": s.lease, "wait": s.claim_wait}
+        while self._running >= s.concurrency:
+            self._slot_freed = trio.Event()
+            await self._slot_freed.wait()
+        free = s.concurrency - self._running
+        return free if s.max_tasks is None else min(free, s.max_tasks - self._started)
+
+    async def _run_slot(self, http: httpx.AsyncClient, claimed: dict[str, Any]) -> None:
+        try:
+            await self._run_task(http, claimed)
+        finally:
+            self._running -= 1
+            self._slot_freed.set()
+
+    async def _claim(self, http: httpx.AsyncClient, want: int) -> list[dict[str, Any]]:
+        """Claim up to `want` tasks (one: `POST .../claim`; more: `POST .../claims` with `max`)."""
+        s = self.settings
+        body: dict[str, Any] = {"worker_id": s.worker_id, "lease": s.lease, "wait": s.claim_wait}
+        path = f"/cores/{s.core}/claim"
+        if want > 1:
+            body["max"] = want
+            path += "s"
         response: httpx.Response | None = None
         with trio.CancelScope() as scope:
             self._claim_scope = scope
             if self._stopping.is_set():
                 scope.cancel()
             try:
-                response = await http.post(f"/cores/{s.core}/claim", json=body)
+                response = await http.post(path, json=body)
             except httpx.TransportError as exc:
                 _log.warning("node unreachable (%s); retrying", type(exc).__name__)
         self._claim_scope = None
         if response is None:
             if not scope.cancelled_caught:
                 await self._pause()
-            return None
+            return []
         if response.status_code in (200, 204):
             self._backoff.reset()
-            return response.json() if response.status_code == 200 else None
+            if response.status_code == 204:
+                return []
+            answer: dict[str, Any] = response.json()
+            return list(answer["claims"]) if want > 1 else [answer]
         if response.status_code in (400, 401, 403, 404, 405, 413, 415, 422):
             raise WorkerRefused(problem_text(response))
         _log.warning("claim answered %s; retrying", problem_text(response))
         await self._pause(_retry_after(response))
-        return None
+        return []
 
     async def _pause(self, at_least: float = 0.0) -> None:
         """Back off (ending early if the worker is stopped)."""
@@ -195,7 +231,7 @@ class Worker:
             echo=s.echo,
             kill_grace=s.kill_grace,
         )
-        self._current = process
+        self._current[id(process)] = process
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._heartbeats, http, task_id, token, process)
@@ -204,7 +240,7 @@ class Worker:
                 result = await process.run()
                 nursery.cancel_scope.cancel()
         finally:
-            self._current = None
+            del self._current[id(process)]
         await self._finish(http, task_id, token, result)
 
     async def _heartbeats(

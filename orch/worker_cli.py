@@ -29,6 +29,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--heartbeat", type=float, help="seconds between heartbeats (default lease/3, max 10)")
     p.add_argument("--wait", type=float, default=30.0, help="long-poll seconds per claim (max 60)")
     p.add_argument("--max-tasks", type=int, help="exit after this many tasks")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="commands run at once (default 1); free slots are filled by one claim for several tasks",
+    )
     p.add_argument("--grace", type=float, default=30.0, help="on SIGTERM, let a command finish this long")
     p.add_argument("--tail-bytes", type=int, default=4096, help="output kept per stream for the report")
     p.add_argument("--quiet", action="store_true", help="do not echo the command's output")
@@ -53,6 +59,8 @@ def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
         raise CliError("--heartbeat must be positive and shorter than --lease")
     if args.max_tasks is not None and args.max_tasks < 1:
         raise CliError("--max-tasks must be at least 1")
+    if not 1 <= args.concurrency <= 1000:
+        raise CliError("--concurrency must be within [1, 1000]")
     return WorkerSettings(
         url=node_url(args),
         core=args.core,
@@ -63,6 +71,7 @@ def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
         heartbeat=args.heartbeat,
         claim_wait=args.wait,
         max_tasks=args.max_tasks,
+        concurrency=args.concurrency,
         grace=max(0.0, args.grace),
         tail_bytes=max(0, args.tail_bytes),
         echo=not args.quiet,
