@@ -142,9 +142,9 @@ class FeedsConfig:
     buffer: int = _f(8192, min=1, max=1_000_000)
     replay_page: int = _f(500, min=1, max=10_000)  # events read from the store per replay query
     ws_max_in_flight: int = _f(64, min=1, max=10_000)  # pipelined requests per /ws/dispatch connection
-    # Seconds an SSE stream or /ws/events subscription waits after a live event wakes it, so that events
-    # arriving meanwhile share its write: a write costs about the same whatever it carries, so fewer,
-    # larger writes cut the CPU per delivery; a delivery is late by at most this much. 0: write at once.
+    # Flush period: an SSE stream or /ws/events subscription woken by a live event writes at the next
+    # tick (at most this many seconds later), so events arriving meanwhile share its write: a write costs
+    # about the same whatever it carries, so fewer, larger writes cut the CPU per delivery. 0: at once.
     coalesce: float = _f(0.05, min=0.0, max=5.0)
     gc_freeze: bool = _f(True)  # `orch serve`: gc.freeze() once the node has started
     gc_gen0_threshold: int = _f(100_000, min=0, max=10_000_000)  # 0 keeps Python's default
