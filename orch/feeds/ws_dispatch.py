@@ -79,6 +79,8 @@ from orch.http.task_views import accepted_json, claim_json, heartbeat_json, task
 from orch.http.worker_items import (
     MAX_WORKER_BATCH,
     heartbeat_many,
+    plain_heartbeat,
+    plain_report,
     read_heartbeat_item,
     read_items,
     read_report_item,
@@ -291,7 +293,10 @@ async def _heartbeat_batch(ref: Dispatcher, message: JsonObject, principal: Prin
     items = message.opt_list("heartbeats", max_items=MAX_WORKER_BATCH)
     message.reject_unknown(*_DISPATCH_FIELDS)
     parsed = read_items(
-        items, "heartbeats", lambda obj: read_heartbeat_item(obj, min_lease=1.0, max_lease=3600.0)
+        items,
+        "heartbeats",
+        lambda obj: read_heartbeat_item(obj, min_lease=1.0, max_lease=3600.0),
+        plain_heartbeat,
     )
     return await heartbeat_many(ref, parsed, websocket.path)
 
@@ -299,7 +304,9 @@ async def _heartbeat_batch(ref: Dispatcher, message: JsonObject, principal: Prin
 async def _report_batch(ref: Dispatcher, message: JsonObject, principal: Principal) -> dict[str, Any]:
     items = message.opt_list("reports", max_items=MAX_WORKER_BATCH)
     message.reject_unknown(*_DISPATCH_FIELDS)
-    return await report_many(ref, read_items(items, "reports", read_report_item), websocket.path)
+    return await report_many(
+        ref, read_items(items, "reports", read_report_item, plain_report), websocket.path
+    )
 
 
 async def _heartbeat(ref: Dispatcher, message: JsonObject, principal: Principal) -> dict[str, Any]:

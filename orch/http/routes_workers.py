@@ -49,6 +49,8 @@ from orch.http.worker_items import (
     MAX_WORKER_BATCH,
     heartbeat_many,
     item_results_schema,
+    plain_heartbeat,
+    plain_report,
     read_heartbeat_item,
     read_items,
     read_report_item,
@@ -248,7 +250,10 @@ async def heartbeats() -> Response:
     items = body.opt_list("heartbeats", max_items=MAX_WORKER_BATCH)
     body.reject_unknown()
     parsed = read_items(
-        items, "heartbeats", lambda obj: read_heartbeat_item(obj, min_lease=0.001, max_lease=MAX_LEASE)
+        items,
+        "heartbeats",
+        lambda obj: read_heartbeat_item(obj, min_lease=0.001, max_lease=MAX_LEASE),
+        plain_heartbeat,
     )
     return json_response(await heartbeat_many(dispatcher_of(current_node()), parsed, request.path))
 
@@ -288,7 +293,7 @@ async def reports() -> Response:
     body = await read_json_object()
     items = body.opt_list("reports", max_items=MAX_WORKER_BATCH)
     body.reject_unknown()
-    parsed = read_items(items, "reports", read_report_item)
+    parsed = read_items(items, "reports", read_report_item, plain_report)
     return json_response(await report_many(dispatcher_of(current_node()), parsed, request.path))
 
 
