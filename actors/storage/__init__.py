@@ -9,7 +9,8 @@
 
 Every store (dispatcher, locks, security, ...) shares the one `Database`: one writer connection in a worker
 thread (all writes of all stores are group-committed together, so event seq order == commit order == publish
-order) and one reader connection in another thread (WAL: reads never wait for writes).
+order), one reader connection in another thread (WAL: reads never wait for writes), and a checkpointer
+connection in a third, so WAL checkpoints never run inside a COMMIT (`CheckpointPolicy`).
 
 PostgreSQL later: SQLite details live in `sqlite.py`, `batch.py` and `schema.py`; `Database`'s public surface
 (`open`, `write`, `read`, `migrate`, `events_after`, `last_seq`, `prune_events`, `aclose`, `statistics`) is
@@ -20,19 +21,22 @@ publishing committed seqs over ``LISTEN/NOTIFY`` (receivers backfill with `event
 their SQL in their own ``store.py`` so a second dialect is a second file, not a rewrite.
 """
 
+from .checkpoint import CheckpointPolicy
 from .database import MAX_BATCH, Database
 from .errors import DatabaseClosedError, SchemaTooNewError, StorageError, TransactionLostError
-from .events import StoredEvent, Tx
+from .events import EventItem, StoredEvent, Tx
 from .opener import DatabaseOpener
 from .schema import Migration
 from .stats import DatabaseStats
 
 __all__ = [
     "MAX_BATCH",
+    "CheckpointPolicy",
     "Database",
     "DatabaseClosedError",
     "DatabaseOpener",
     "DatabaseStats",
+    "EventItem",
     "Migration",
     "SchemaTooNewError",
     "StorageError",

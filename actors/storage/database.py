@@ -6,6 +6,9 @@ Lifecycle (Trio-idiomatic form first)::
         ...                                                        # on exit: pending writes flushed, closed
 
     db = await Database.open(path)    # writer loop runs as a Trio system task; `await db.aclose()` yourself
+
+Besides the writer loop, a `Checkpointer` task (same nursery or system task) keeps WAL checkpoints off the
+commit path, on a third connection in its own thread (see `checkpoint`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, TypeVar, cast
 import trio
 
 from .batch import BatchResult, PendingOp, run_batch
+from .checkpoint import Checkpointer, CheckpointPolicy
 from .errors import DatabaseClosedError
 from .events import EVENT_COLUMNS, StoredEvent, Tx, event_from_row
 from .opener import DatabaseOpener
@@ -41,9 +45,11 @@ class Database:
         path: Path,
         writer: sqlite3.Connection,
         reader: sqlite3.Connection,
+        checkpointer: sqlite3.Connection,
         *,
         publish: Callable[[StoredEvent], None] | None,
         max_batch: int,
+        checkpoint: CheckpointPolicy,
     ) -> None:
         """Private: use `Database.open`."""
         self.path = path
@@ -52,6 +58,9 @@ class Database:
         self._publish = publish
         self._max_batch = max_batch
         self._write_limiter = trio.CapacityLimiter(1)
+        self._checkpointer = Checkpointer(
+            checkpointer, path.with_name(path.name + "-wal"), self._write_limiter, checkpoint
+        )
         self._read_limiter = trio.CapacityLimiter(1)
         self._queue: deque[PendingOp] = deque()
         self._wakeup = trio.Event()
@@ -68,34 +77,26 @@ class Database:
         synchronous: str = "FULL",
         publish: Callable[[StoredEvent], None] | None = None,
         max_batch: int = MAX_BATCH,
+        checkpoint: CheckpointPolicy | None = None,
     ) -> DatabaseOpener[Database]:
         """Open (creating if needed) the database file and bring the storage schema up to date.
 
         Use as ``async with Database.open(...) as db`` (preferred) or ``db = await Database.open(...)``.
         ``synchronous``: FULL (default; acknowledged writes survive power loss) or NORMAL (survive a process
         crash only). ``publish`` is called on the Trio thread with each committed event, in seq order, before
-        the writers of that batch are released. Raises `SchemaTooNewError` for a file written by newer code.
+        the writers of that batch are released. ``checkpoint`` tunes the WAL checkpointer
+        (`CheckpointPolicy`). Raises `SchemaTooNewError` for a file written by newer code.
         """
         normalize_synchronous(synchronous)
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
+        policy = CheckpointPolicy() if checkpoint is None else checkpoint
 
         async def connect_all() -> Database:
-            return await cls._connect(Path(path), synchronous, publish, max_batch)
+            conns = await trio.to_thread.run_sync(_open_all, Path(path), synchronous)
+            return cls(Path(path), *conns, publish=publish, max_batch=max_batch, checkpoint=policy)
 
-        return DatabaseOpener(connect_all, lambda db: db._writer_loop(), lambda db: db.aclose())
-
-    @classmethod
-    async def _connect(
-        cls, path: Path, synchronous: str, publish: Callable[[StoredEvent], None] | None, max_batch: int
-    ) -> Database:
-        writer = await trio.to_thread.run_sync(_open_writer, path, synchronous)
-        try:
-            reader = await trio.to_thread.run_sync(_open_reader, path, synchronous)
-        except BaseException:
-            writer.close()
-            raise
-        return cls(path, writer, reader, publish=publish, max_batch=max_batch)
+        return DatabaseOpener(connect_all, lambda db: db._run(), lambda db: db.aclose())
 
     # ---- writes -------------------------------------------------------------------------------------------
 
@@ -149,9 +150,28 @@ class Database:
             if deleted < batch:
                 return total
 
+    async def _run(self) -> None:
+        """The writer loop and the checkpointer; when the loop ends, stop the checkpointer and close."""
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._checkpointer.run, name="orch-storage-checkpointer")
+                await self._writer_loop()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._closing = True
+            self._fail_queued()
+            try:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(self._checkpointer.close)
+                    await trio.to_thread.run_sync(self._writer.close, limiter=self._write_limiter)
+            finally:
+                self._loop_done.set()
+
     async def _writer_loop(self) -> None:
         try:
             while True:
+                if self._checkpointer.wal_over_limit():
+                    await self._checkpointer.truncate()
                 batch = self._take_batch()
                 if not batch:
                     if self._closing:
@@ -171,11 +191,6 @@ class Database:
         finally:
             self._closing = True
             self._fail_queued()
-            try:
-                with trio.CancelScope(shield=True):
-                    await trio.to_thread.run_sync(self._writer.close, limiter=self._write_limiter)
-            finally:
-                self._loop_done.set()
 
     def _take_batch(self) -> list[PendingOp]:
         batch: list[PendingOp] = []
@@ -190,6 +205,7 @@ class Database:
     def _finish_batch(self, batch: list[PendingOp], result: BatchResult) -> None:
         self._stats.record_batch(len(batch), result)
         if result.error is None:
+            self._checkpointer.note_commit()
             self._publish_events(result.events)
         else:
             log.error("write batch of %d ops failed: %r", len(batch), result.error)
@@ -301,22 +317,31 @@ class Database:
             raise DatabaseClosedError("database is closed")
 
     def statistics(self) -> DatabaseStats:
-        """A frozen snapshot of group-commit counters."""
-        return self._stats.snapshot()
+        """A frozen snapshot of group-commit and checkpoint counters."""
+        ckpt = self._checkpointer
+        return self._stats.snapshot(ckpt.checkpoints, ckpt.pauses, ckpt.failures, ckpt.wal_frames)
 
 
-def _open_writer(path: Path, synchronous: str) -> sqlite3.Connection:
-    conn = connect(path, synchronous=synchronous, query_only=False)
+def _open_all(
+    path: Path, synchronous: str
+) -> tuple[sqlite3.Connection, sqlite3.Connection, sqlite3.Connection]:
+    """Writer (schema brought up to date), reader, checkpointer; all closed again if one fails."""
+    opened: list[sqlite3.Connection] = []
     try:
-        upgrade_storage_schema(conn)
+        writer = connect(path, synchronous=synchronous, query_only=False)
+        opened.append(writer)
+        upgrade_storage_schema(writer)
+        reader = connect(path, synchronous=synchronous, query_only=True)
+        opened.append(reader)
+        checkpointer = connect(path, synchronous=synchronous, query_only=False)
+        opened.append(checkpointer)
+        # busy_timeout 0 from now on: a checkpoint that would wait for a reader gives up, retried later.
+        checkpointer.execute("PRAGMA busy_timeout = 0")
     except BaseException:
-        conn.close()
+        for conn in opened:
+            conn.close()
         raise
-    return conn
-
-
-def _open_reader(path: Path, synchronous: str) -> sqlite3.Connection:
-    return connect(path, synchronous=synchronous, query_only=True)
+    return writer, reader, checkpointer
 
 
 def _prune_some(conn: sqlite3.Connection, before_ts: float, batch: int) -> int:

@@ -24,7 +24,8 @@ def connect(path: Path, *, synchronous: str, query_only: bool) -> sqlite3.Connec
     """Open one connection in autocommit mode (we issue BEGIN/COMMIT ourselves) with WAL and foreign keys.
 
     ``check_same_thread`` is off because trio's worker threads vary; a CapacityLimiter(1) per connection
-    serializes its use instead.
+    serializes its use instead. The writing connection never checkpoints by itself (``wal_autocheckpoint
+    = 0``): the `Checkpointer` does, on a connection of its own.
     """
     if not query_only:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,6 +36,7 @@ def connect(path: Path, *, synchronous: str, query_only: bool) -> sqlite3.Connec
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StorageError(f"could not switch {path} to WAL mode (got {mode!r})")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
         conn.execute(f"PRAGMA synchronous = {normalize_synchronous(synchronous)}")
         conn.execute("PRAGMA foreign_keys = ON")
         if query_only:

@@ -22,6 +22,10 @@ class DatabaseStats:
     last_commit_duration: float  # seconds the writer thread spent on the last batch, BEGIN to COMMIT
     total_commit_duration: float
     events_published: int
+    checkpoints: int = 0  # WAL checkpoints run by the checkpointer (off the commit path)
+    checkpoint_pauses: int = 0  # of which ran between two batches (to restart or truncate the WAL)
+    checkpoint_failures: int = 0
+    wal_frames: int = 0  # frames in the WAL after the last checkpoint
 
     @property
     def ops_per_batch(self) -> float:
@@ -59,8 +63,8 @@ class StatsCounter:
         self.last_commit_duration = result.duration
         self.total_commit_duration += result.duration
 
-    def snapshot(self) -> DatabaseStats:
-        """Freeze the current values."""
+    def snapshot(self, checkpoints: int, pauses: int, failures: int, wal_frames: int) -> DatabaseStats:
+        """Freeze the current values (plus the checkpointer's counters)."""
         return DatabaseStats(
             batches=self.batches,
             batches_failed=self.batches_failed,
@@ -73,4 +77,8 @@ class StatsCounter:
             last_commit_duration=self.last_commit_duration,
             total_commit_duration=self.total_commit_duration,
             events_published=self.events_published,
+            checkpoints=checkpoints,
+            checkpoint_pauses=pauses,
+            checkpoint_failures=failures,
+            wal_frames=wal_frames,
         )
