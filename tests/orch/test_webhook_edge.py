@@ -177,3 +177,31 @@ async def test_send_problem_writes_the_problem_document_and_its_headers() -> Non
         "instance": "/webhook",
         "request_id": "r-1",
     }
+
+
+@pytest.mark.integration
+async def test_the_quart_route_answers_like_the_raw_endpoint(start_node: StartNode) -> None:
+    running = await start_node(**{"security.webhook_secret": SECRET})
+    body = json.dumps({"event": "ping"}).encode()
+    forged = {**signed(body), "X-Signature": "t=1,v1=" + "0" * 64}
+    answers = []
+    for app in (running.app._quart, running.app):  # Quart alone, then through the Edge (raw endpoint)
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://node") as http:
+            good = await http.post("/webhook", content=body, headers=signed(body))
+            bad = await http.post("/webhook", content=body, headers=forged)
+        answers.append((good.status_code, good.json(), bad.status_code, bad.json()["type"]))
+        body = json.dumps({"event": "ping", "again": True}).encode()  # a new delivery for the second app
+    assert answers[0] == (
+        200,
+        {
+            "accepted": True,
+            "scheme": "signature",
+            "delivery_id": None,
+            "applied": False,
+            "reason": "event 'ping' is not a task event; nothing to do",
+        },
+        401,
+        "urn:orch:problem:bad-signature",
+    )
+    assert answers[0] == answers[1]
