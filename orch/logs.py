@@ -199,21 +199,24 @@ class JsonFormatter(logging.Formatter):
         self._timestamps = _Timestamps()
 
     def format(self, record: logging.LogRecord) -> str:
+        # Redacted as it is built: the five standard members are never secret-named, so only their
+        # values are scrubbed (the timestamp is digits and punctuation: nothing to scrub).
+        request_id = correlation_id.get()
         payload: dict[str, Any] = {
             "timestamp": self._timestamps.format(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            "correlation_id": correlation_id.get(),
-            "message": record.getMessage(),
+            "level": _scrub(record.levelname),
+            "logger": _scrub(record.name),
+            "correlation_id": None if request_id is None else _scrub(request_id),
+            "message": _scrub(record.getMessage()),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and key not in payload:
-                payload[key] = value
+                payload[key] = REDACTED if _secret_key(key) else redact(value, _depth=1)
         if record.exc_info and record.exc_info[0] is not None:
-            payload["exc_type"] = record.exc_info[0].__name__
-            payload["exc"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            payload["exc_type"] = _scrub(record.exc_info[0].__name__)
+            payload["exc"] = _scrub("".join(traceback.format_exception(*record.exc_info)).rstrip())
         # orjson: ~1 us a line against json's ~7. `redact` has turned every value into JSON types already.
-        return _dumps(_redact_mapping(payload, 0))
+        return _dumps(payload)
 
 
 _installed: logging.Handler | None = None
