@@ -92,7 +92,8 @@ async def read_body(scope: Scope, receive: Receive, *, limit: int, time_limit: f
     """The whole request body of a raw ASGI route, with Quart's rules: more than `limit` bytes (declared
     or received) is PayloadTooLarge (413); not complete within `time_limit` seconds, RequestTimeout (408)."""
     declared = _header(scope, b"content-length")
-    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+    declared = declared.strip() if declared is not None else None
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge("The request body exceeds the configured limit.")
     chunks: list[bytes] = []
     size = 0

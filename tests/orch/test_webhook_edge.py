@@ -148,6 +148,10 @@ async def test_read_body_joins_chunks_and_enforces_the_limit() -> None:
         await read_body(scope, over, limit=4, time_limit=10)
     with pytest.raises(PayloadTooLarge):
         await read_body({"headers": [(b"content-length", b"5")]}, feeder(), limit=4, time_limit=10)
+    # A non-ASCII "digit" (superscript two, in latin-1) is no length: the body decides.
+    odd = {"headers": [(b"content-length", "\u00b2".encode("latin-1"))]}
+    one = feeder({"type": "http.request", "body": b"ab", "more_body": False})
+    assert await read_body(odd, one, limit=4, time_limit=10) == b"ab"
 
 
 async def test_read_body_gives_up_after_its_time_limit(autojump_clock: trio.testing.MockClock) -> None:
