@@ -1,11 +1,14 @@
 """Durable dispatch over HTTP: `POST /dispatch` (single) and `POST /dispatch/batch`. Each is measured
 next to the baseline's `POST /echo` with a body of the same size; afterwards the node is stopped
 (SIGTERM) and every task it acknowledged must be in its SQLite store.
+
+`BENCH_DISPATCH_BATCH` (environment, default 100, at most the API's 1,000): tasks per batch request.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 
 from bench.harness.load import Done, Group, HttpAnswer, HttpOp, Op, OpFailed
@@ -17,6 +20,15 @@ __all__ = ["DispatchBatch", "DispatchOne", "run_batch", "run_single"]
 
 CORES = 16
 BATCH = 100
+MAX_BATCH = 1000  # the API's limit (orch.http.routes_tasks.MAX_BATCH)
+
+
+def batch_size() -> int:
+    """Tasks per batch request: `BENCH_DISPATCH_BATCH`, else BATCH."""
+    size = int(os.environ.get("BENCH_DISPATCH_BATCH", BATCH))
+    if not 1 <= size <= MAX_BATCH:
+        raise SystemExit(f"BENCH_DISPATCH_BATCH must be 1..{MAX_BATCH}")
+    return size
 
 
 def task_body(seq: int) -> dict[str, object]:
@@ -124,7 +136,8 @@ def run_single(options: Options) -> ScenarioResult:
 
 def run_batch(options: Options) -> ScenarioResult:
     """`python -m bench dispatch-batch`."""
-    group = f"POST /dispatch/batch x{BATCH}"
+    size = batch_size()
+    group = f"POST /dispatch/batch x{size}"
     with Bench("dispatch-batch", options) as bench:
         if not bench.has_route("/dispatch/batch", "post"):
             bench.skip("node POST /dispatch/batch: not served yet")
@@ -132,7 +145,9 @@ def run_batch(options: Options) -> ScenarioResult:
         acked: list[str] = []
         for clients in options.clients:
             for run in range(options.runs):
-                acked += _http_pair(bench, group, DispatchBatch(), EchoBatch(), clients, run)
+                acked += _http_pair(
+                    bench, group, DispatchBatch(size=size), EchoBatch(size=size), clients, run
+                )
         verify_acks_stored(bench, acked, "batched task")
         errors_check(bench.result)
         node = bench.result.row(NODE, group)

@@ -131,7 +131,7 @@ def _plain_spec(item: Any, fields: frozenset[str] = _PLAIN_FIELDS, header_key: s
         raise _NotPlain
     get = item.get
     core_id = get("core_id")
-    if type(core_id) is not str or _CORE_MATCH(core_id) is None:
+    if type(core_id) is not str or (core_id not in _valid_cores and not _valid_core(core_id)):
         raise _NotPlain
     metadata = get("metadata")
     if metadata is not None and (type(metadata) is not dict or len(metadata) > 100):
@@ -154,6 +154,19 @@ def _plain_spec(item: Any, fields: frozenset[str] = _PLAIN_FIELDS, header_key: s
         max_attempts=_plain_int(get("max_attempts"), 3, 1, 1000),
         not_before=_plain_not_before(get("delay"), get("not_before")),
     )
+
+
+_valid_cores: set[str] = set()
+"""Core ids seen to match CORE_PATTERN (a bulk client uses a few; the match was the costliest check)."""
+
+
+def _valid_core(core_id: str) -> bool:
+    if _CORE_MATCH(core_id) is None:
+        return False
+    if len(_valid_cores) >= 4096:
+        _valid_cores.clear()
+    _valid_cores.add(core_id)
+    return True
 
 
 def _plain_int(value: Any, default: int, low: int, high: int) -> int:
