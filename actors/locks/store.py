@@ -17,8 +17,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import groupby
+from typing import Any, assert_never
 
-from actors.storage import Migration, Tx
+from actors.storage import EventItem, Migration, Tx
 
 from .messages import LockMode
 from .table import Change, Expired, Extended, Granted, Lease, Refused, Released
@@ -67,6 +69,7 @@ _INSERT_LEASE = (
     "INSERT INTO locks (token, resource, owner, mode, fence, priority, acquired_at, expires_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_DELETE_LEASE = "DELETE FROM locks WHERE token = ?"
 _BUMP_FENCE = (
     "INSERT INTO lock_fences (resource, last_fence) VALUES (?, ?)"
     " ON CONFLICT (resource) DO UPDATE SET last_fence = max(last_fence, excluded.last_fence)"
@@ -82,33 +85,74 @@ class StoredLocks:
 
 
 def apply_changes(tx: Tx, changes: Sequence[Change], wall_offset: float) -> None:
-    """Write ``changes`` and their events; ``wall_offset`` turns table times into unix seconds."""
-    conn = tx.conn
-    for change in changes:
-        match change:
-            case Granted(lease=lease, waited=waited):
-                expires_at = lease.expires_at + wall_offset
-                conn.execute(_INSERT_LEASE, _lease_row(lease, wall_offset))
-                conn.execute(_BUMP_FENCE, (lease.resource, lease.fence))
-                data = _lease_data(lease, expires_at)
-                data.update(ttl=lease.expires_at - lease.acquired_at, waited=waited, priority=lease.priority)
-                tx.emit("lock.acquired", subject=lease.resource, data=data)
-            case Released(lease=lease, abandoned=abandoned):
-                conn.execute("DELETE FROM locks WHERE token = ?", (lease.token,))
-                data = _lease_data(lease, lease.expires_at + wall_offset)
-                data["reason"] = "abandoned" if abandoned else "released"
-                tx.emit("lock.released", subject=lease.resource, data=data)
-            case Extended(lease=lease):
-                expires_at = lease.expires_at + wall_offset
-                conn.execute("UPDATE locks SET expires_at = ? WHERE token = ?", (expires_at, lease.token))
-                tx.emit("lock.extended", subject=lease.resource, data=_lease_data(lease, expires_at))
-            case Expired(lease=lease):
-                conn.execute("DELETE FROM locks WHERE token = ?", (lease.token,))
-                data = _lease_data(lease, lease.expires_at + wall_offset)
-                tx.emit("lock.expired", subject=lease.resource, data=data)
-            case Refused(resource=resource, action=action, holder_fences=fences):
-                data = {"action": action, "holder_fences": ",".join(map(str, fences))}
-                tx.emit("lock.refused", subject=resource, data=data)
+    """Write ``changes`` and their events; ``wall_offset`` turns table times into unix seconds.
+
+    Consecutive changes of one kind (the acquires or releases of many clients) are written as one run:
+    one ``executemany`` per statement and one ``emit_many`` for their events. Runs keep the order of the
+    changes, and within a run rows are independent or (extensions) applied in order.
+    """
+    for _, group in groupby(changes, type):
+        run: list[Any] = list(group)
+        match run[0]:
+            case Granted():
+                _write_granted(tx, run, wall_offset)
+            case Released():
+                _write_released(tx, run, wall_offset)
+            case Extended():
+                _write_extended(tx, run, wall_offset)
+            case Expired():
+                _write_expired(tx, run, wall_offset)
+            case Refused():
+                _write_refused(tx, run, wall_offset)
+            case first:
+                assert_never(first)
+
+
+def _write_granted(tx: Tx, run: list[Granted], wall_offset: float) -> None:
+    tx.conn.executemany(_INSERT_LEASE, [_lease_row(c.lease, wall_offset) for c in run])
+    tx.conn.executemany(_BUMP_FENCE, [(c.lease.resource, c.lease.fence) for c in run])
+    items: list[EventItem] = []
+    for c in run:
+        lease = c.lease
+        data = _lease_data(lease, lease.expires_at + wall_offset)
+        data.update(ttl=lease.expires_at - lease.acquired_at, waited=c.waited, priority=lease.priority)
+        items.append((lease.resource, None, data))
+    tx.emit_many("lock.acquired", items)
+
+
+def _write_released(tx: Tx, run: list[Released], wall_offset: float) -> None:
+    tx.conn.executemany(_DELETE_LEASE, [(c.lease.token,) for c in run])
+    items: list[EventItem] = []
+    for c in run:
+        data = _lease_data(c.lease, c.lease.expires_at + wall_offset)
+        data["reason"] = "abandoned" if c.abandoned else "released"
+        items.append((c.lease.resource, None, data))
+    tx.emit_many("lock.released", items)
+
+
+def _write_extended(tx: Tx, run: list[Extended], wall_offset: float) -> None:
+    rows = [(c.lease.expires_at + wall_offset, c.lease.token) for c in run]
+    tx.conn.executemany("UPDATE locks SET expires_at = ? WHERE token = ?", rows)
+    items: list[EventItem] = [
+        (c.lease.resource, None, _lease_data(c.lease, c.lease.expires_at + wall_offset)) for c in run
+    ]
+    tx.emit_many("lock.extended", items)
+
+
+def _write_expired(tx: Tx, run: list[Expired], wall_offset: float) -> None:
+    tx.conn.executemany(_DELETE_LEASE, [(c.lease.token,) for c in run])
+    items: list[EventItem] = [
+        (c.lease.resource, None, _lease_data(c.lease, c.lease.expires_at + wall_offset)) for c in run
+    ]
+    tx.emit_many("lock.expired", items)
+
+
+def _write_refused(tx: Tx, run: list[Refused], wall_offset: float) -> None:
+    items: list[EventItem] = [
+        (c.resource, None, {"action": c.action, "holder_fences": ",".join(map(str, c.holder_fences))})
+        for c in run
+    ]
+    tx.emit_many("lock.refused", items)
 
 
 def load(conn: sqlite3.Connection) -> StoredLocks:
