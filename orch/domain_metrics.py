@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from actors.dispatcher.messages import TaskStatus
-from actors.security.messages import SecurityMsg, WebhookVerdict
+from actors.security.messages import RateLimited, SecurityMsg, WebhookVerdict
 from actors.storage import StoredEvent
 from orch.domain_gauges import StateCollector, StateRefresher
 from runtime import ActorRef, Reply
@@ -161,11 +161,14 @@ async def counted_verification(
     make: Callable[[Reply[WebhookVerdict]], SecurityMsg],
 ) -> WebhookVerdict:
     """Ask the security actor to verify a webhook (`ask_nowait`: a full mailbox sheds load) and count it
-    (scheme, outcome, duration); errors are counted as outcome "error" and re-raised."""
+    (scheme, outcome, duration); errors are counted as outcome "error" and re-raised. A delivery refused by
+    the rate limit (when ``make`` asks for one) is not a verification and is not counted."""
     metrics = node.domain_metrics
     started = time.perf_counter()
     try:
         verdict = await security.ask_nowait(make)
+    except RateLimited:
+        raise
     except Exception:
         if metrics is not None:
             metrics.webhooks.observe(None, time.perf_counter() - started)

@@ -13,7 +13,6 @@ delivery is what keeps the route near the baseline's cost.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,7 +28,8 @@ from actors.dispatcher.messages import (
     TaskStatus,
     TaskView,
 )
-from actors.security.messages import RateLimited, VerifyWebhook, WebhookVerdict
+from actors.security.messages import VerifyWebhook, WebhookVerdict
+from orch.domain_metrics import counted_verification
 from orch.http.app import api_error_for, current_node, json_bytes, json_response
 from orch.http.auth import client_address
 from orch.http.body import JsonObject, parse_json_object
@@ -170,29 +170,13 @@ def read_delivery(pairs: Iterable[tuple[bytes, bytes]], client: str) -> Delivery
 
 
 async def _verify(node: Node, headers: dict[str, str], raw: bytes, client: str) -> WebhookVerdict:
-    """Rate-limit `client` and verify the delivery in one ask (load-shed: a full mailbox is a 503).
-
-    Counted in the webhook metrics like `counted_verification` does, except that a delivery refused by the
-    rate limit is not a verification (it was never counted when the limit was its own ask).
-    """
+    """Rate-limit `client` and verify the delivery in one counted ask (load-shed: a full mailbox is a 503)."""
     security = node.security
     if security is None:
         raise ServiceUnavailable("The security service is not running.")
-    metrics = node.domain_metrics.webhooks if node.domain_metrics is not None else None
-    started = time.perf_counter()
-    try:
-        verdict: WebhookVerdict = await security.ask_nowait(
-            lambda r: VerifyWebhook(headers, raw, client, r, throttle="webhook")
-        )
-    except RateLimited:
-        raise
-    except Exception:
-        if metrics is not None:
-            metrics.observe(None, time.perf_counter() - started)
-        raise
-    if metrics is not None:
-        metrics.observe(verdict, time.perf_counter() - started)
-    return verdict
+    return await counted_verification(
+        node, security, lambda r: VerifyWebhook(headers, raw, client, r, throttle="webhook")
+    )
 
 
 def _dispatcher(node: Node) -> ActorRef[DispatcherMsg]:
