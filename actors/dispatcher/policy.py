@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from .messages import PRIORITY_MAX, PRIORITY_MIN, InvalidTask, TaskSpec
 
 
@@ -101,12 +103,30 @@ def estimate_start(now: float, ahead: int, idle_workers: int, rate_per_s: float)
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+# Types orjson would write but the stdlib encoder handles differently (subclasses) or refuses (dataclasses,
+# dates) go to the stdlib encoder, so what is accepted and what is refused stays the same.
+_ORJSON_STRICT = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+)
 
 
 def encode_json(value: Mapping[str, Any], field: str) -> str:
-    """Compact JSON text of ``value``, or `InvalidTask` if it is not a JSON object of plain values."""
+    """Compact JSON text of ``value``, or `InvalidTask` if it is not a JSON object of plain values.
+
+    orjson first (~10x faster than json on a typical payload). It writes NaN and infinities as null, so
+    any text with a null in it is encoded again by the stdlib encoder, which refuses them (allow_nan=False);
+    so does anything orjson refuses (non-str keys, ints beyond 64 bits), to be accepted or refused as before.
+    Non-ASCII text is written as UTF-8 rather than \\u escapes: the same JSON value. (Unlike json, orjson
+    also writes UUIDs and plain enums, as strings and their values.)
+    """
     if not isinstance(value, Mapping):
         raise InvalidTask(f"{field} must be a JSON object")
+    try:
+        text = orjson.dumps(value, option=_ORJSON_STRICT)
+        if b"null" not in text:
+            return text.decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        pass
     try:
         return _ENCODER.encode(value)
     except (TypeError, ValueError) as error:

@@ -74,7 +74,7 @@ from orch.http.problems import (
     ValidationFailed,
     problem_body,
 )
-from orch.http.task_input import read_task_spec
+from orch.http.task_input import read_task_spec, read_task_specs
 from orch.http.task_views import accepted_json, claim_json, heartbeat_json, task_json
 from orch.http.worker_items import (
     MAX_WORKER_BATCH,
@@ -248,13 +248,7 @@ async def _dispatch_batch(ref: Dispatcher, message: JsonObject, principal: Princ
     message.reject_unknown(*_DISPATCH_FIELDS)
     if not items:
         raise ValidationFailed("tasks", "must be a non-empty array of task objects")
-    specs: list[TaskSpec] = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise ValidationFailed(f"tasks.{index}", "must be an object")
-        task = JsonObject(item, prefix=f"tasks.{index}.")
-        specs.append(read_task_spec(task))
-        task.reject_unknown()
+    specs = read_task_specs(items)
     accepted: tuple[DispatchAccepted, ...] = await ref.ask(
         lambda reply: DispatchBatch(tasks=tuple(specs), reply=reply)
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import itertools
+import json
 import random
 
 import pytest
@@ -96,3 +98,28 @@ def test_estimated_start_uses_idle_workers_then_throughput() -> None:
 def test_out_of_range_specs_are_rejected(spec: TaskSpec) -> None:
     with pytest.raises(InvalidTask):
         validate_spec(spec)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_metadata_with_nan_or_infinity_is_refused(bad: float) -> None:
+    with pytest.raises(InvalidTask, match="metadata is not valid JSON"):
+        validate_spec(TaskSpec(core_id="c", metadata={"a": [1, {"b": bad}]}))
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"a": 1, "b": [True, None, 1.5, "x"], "c": {"d": "é ☃"}},
+        {"big": 2**70, "null_text": "null"},
+        {"n": None},
+    ],
+)
+def test_metadata_is_encoded_as_the_same_json_value(metadata: dict[str, object]) -> None:
+    assert json.loads(validate_spec(TaskSpec(core_id="c", metadata=metadata))) == metadata
+
+
+def test_metadata_the_stdlib_refused_is_still_refused() -> None:
+    with pytest.raises(InvalidTask):
+        validate_spec(TaskSpec(core_id="c", metadata={"at": datetime.datetime(2026, 1, 1)}))
+    with pytest.raises(InvalidTask):
+        validate_spec(TaskSpec(core_id="c", metadata={"s": {1, 2}}))
