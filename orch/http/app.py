@@ -112,11 +112,16 @@ async def _handle_error(exc: Exception) -> Response:
 
 def _raw_routes(app: OrchApp) -> dict[tuple[str, str], ASGIApp]:
     """The hot routes the Edge serves without Quart (their Quart routes stay for the OpenAPI document)."""
+    from orch.http.auth import route_guard
+    from orch.http.routes_tasks import DispatchEndpoint
     from orch.http.webhook import WebhookEndpoint
 
     timeout = float(app.config["BODY_TIMEOUT"])
-    webhook = WebhookEndpoint(app.node, max_body=app.node.config.server.max_body_bytes, body_timeout=timeout)
-    return {("POST", "/webhook"): webhook}
+    limit = app.node.config.server.max_body_bytes
+    webhook = WebhookEndpoint(app.node, max_body=limit, body_timeout=timeout)
+    guard = route_guard(next(s for s in app.routes if (s.method, s.rule) == ("POST", "/dispatch")))
+    dispatch = DispatchEndpoint(app.node, app._quart, guard, max_body=limit, body_timeout=timeout)
+    return {("POST", "/webhook"): webhook, ("POST", "/dispatch"): dispatch}
 
 
 def create_app(node: Node, *, routers: Iterable[Router] = ()) -> OrchApp:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, cast
 from quart import current_app, g, request
 
 from actors.security.messages import Action, Authorize, Principal, RateDecision, Throttle
-from orch.http.edge import RATE_KEY, ROUTE_KEY
+from orch.http.edge import RATE_KEY, ROUTE_KEY, Scope, scope_header
 from orch.http.problems import ServiceUnavailable, Unauthorized
 from orch.http.routing import RouteSpec
 
@@ -30,17 +30,23 @@ if TYPE_CHECKING:
     from orch.node import Node
 
 __all__ = [
+    "PRINCIPAL_KEY",
+    "Guard",
     "authorize",
+    "authorize_scope",
     "bearer_token",
     "client_address",
     "current_principal",
     "install_auth",
     "route_class",
+    "route_guard",
+    "scope_client",
     "throttle",
 ]
 
 _TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{1,8192}")
 _SPECS_KEY = "orch.auth.specs"
+PRINCIPAL_KEY = "orch.principal"  # scope key: the caller, when a raw route checked it before handing on
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -100,6 +106,34 @@ def current_principal() -> Principal | None:
     return cast(Principal | None, g.get("principal"))
 
 
+Guard = tuple[Action, str]
+"""What a route needs: its security action and its rate-limit class."""
+
+
+def route_guard(spec: RouteSpec) -> Guard:
+    """The guard of a route with `auth` (ValueError names an unknown action)."""
+    return Action(spec.auth or ""), route_class(spec)
+
+
+def scope_client(scope: Scope) -> str:
+    """The client key of an ASGI request: its IP address, as Quart's `request.remote_addr` gives it."""
+    client = scope.get("client")
+    return str(client[0]) if client else "<local>"
+
+
+async def authorize_scope(node: Node, guard: Guard, scope: Scope) -> Principal:
+    """THE check of a guarded HTTP request (Quart routes and the Edge's raw routes alike): the bearer
+    token of `scope`, the guard's action and rate class, the client address, one `Authorize` ask. The
+    caller's RateLimit headers are left in the scope for the Edge (RATE_KEY)."""
+    action, rate_class = guard
+    token = bearer_token(scope_header(scope, b"authorization"))
+    principal = await authorize(node, action, token, route_class=rate_class, client=scope_client(scope))
+    # The Edge adds RateLimit / RateLimit-Policy to the answer (unless the route set them itself): raw
+    # header pairs there, where werkzeug's Headers.setdefault costs a KeyError per absent name.
+    scope[RATE_KEY] = principal.rate
+    return principal
+
+
 async def _enforce() -> None:
     # One hook for both jobs (and one lookup of the request proxy): name the route for the edge's
     # metrics and access log first, so refused requests are still counted under their route.
@@ -107,33 +141,28 @@ async def _enforce() -> None:
     rule = req.url_rule
     if rule is None or rule.endpoint is None:
         return
-    req.scope[ROUTE_KEY] = rule.rule
+    scope = req.scope
+    scope[ROUTE_KEY] = rule.rule
+    checked = scope.get(PRINCIPAL_KEY)
+    if checked is not None:  # a raw route checked the request already and handed it on
+        g.principal = checked
+        return
     app = cast("OrchApp", current_app)
-    guards: dict[tuple[str, str], tuple[Action, str]] = app.extensions[_SPECS_KEY]
+    guards: dict[tuple[str, str], Guard] = app.extensions[_SPECS_KEY]
     guard = guards.get((rule.endpoint, "GET" if req.method == "HEAD" else req.method))
     if guard is None:
         return
     node = app.node
-    action, rate_class = guard
-    if action is Action.METRICS_READ and node.config.security.metrics_anonymous:
+    if guard[0] is Action.METRICS_READ and node.config.security.metrics_anonymous:
         return
-    token = bearer_token(req.headers.get("Authorization"))
-    principal = await authorize(
-        node, action, token, route_class=rate_class, client=req.remote_addr or "unknown"
-    )
-    g.principal = principal
-    # The Edge adds RateLimit / RateLimit-Policy to the answer (unless the route set them itself): raw
-    # header pairs there, where werkzeug's Headers.setdefault costs a KeyError per absent name.
-    req.scope[RATE_KEY] = principal.rate
+    g.principal = await authorize_scope(node, guard, scope)
 
 
 def install_auth(app: OrchApp) -> None:
     """Name each request's route (for the edge) and enforce its `auth` (unknown actions fail at start-up)."""
     # Resolved once here rather than per request: ValueError names a bad action at start-up.
     app.extensions[_SPECS_KEY] = {
-        (s.endpoint, s.method): (Action(s.auth), route_class(s))
-        for s in app.routes
-        if s.auth is not None and not s.websocket
+        (s.endpoint, s.method): route_guard(s) for s in app.routes if s.auth is not None and not s.websocket
     }
     for spec in app.routes:
         if spec.auth is not None:

@@ -20,6 +20,7 @@ import orjson
 from quart import request
 from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 
+from orch.http.edge import scope_header
 from orch.http.problems import (
     MalformedJson,
     PayloadTooLarge,
@@ -28,7 +29,7 @@ from orch.http.problems import (
 )
 from orch.http.problems import RequestTimeout as RequestTimeoutError
 
-__all__ = ["JsonObject", "parse_json_object", "read_json_object", "request_header"]
+__all__ = ["JsonObject", "json_object_of", "parse_json_object", "read_json_object", "request_header"]
 
 _MAX_DEPTH = 32
 
@@ -41,9 +42,14 @@ async def read_json_object(*, allow_empty: bool = False) -> JsonObject:
         raise PayloadTooLarge("The request body exceeds the configured limit.") from None
     except RequestTimeout:
         raise RequestTimeoutError("The request body did not arrive in time.") from None
+    return json_object_of(raw, request_header(b"content-type"), allow_empty=allow_empty)
+
+
+def json_object_of(raw: bytes, content_type: str | None, *, allow_empty: bool = False) -> JsonObject:
+    """A request body `raw` sent with `content_type` as a JSON object: 415 for a non-JSON media type,
+    else `parse_json_object`'s rules (an empty body is {} if `allow_empty`)."""
     if not raw and allow_empty:
         return JsonObject({})
-    content_type = request_header(b"content-type")
     # What werkzeug's `request.mimetype` gives: the part before any parameters, lower case.
     mimetype = content_type.partition(";")[0].strip().lower() if content_type else ""
     if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
@@ -56,10 +62,7 @@ def request_header(name: bytes) -> str | None:
 
     `request.headers.get` raises and catches a KeyError inside werkzeug for every absent name.
     """
-    for key, value in request.scope["headers"]:
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
+    return scope_header(request.scope, name)
 
 
 def _reject_constant(name: str) -> Any:

@@ -1,9 +1,9 @@
 """The ASGI edge around the Quart app: request ids, CORS, metrics, access log, and the Connection-close fix.
 
-Raw routes: a few hot (method, path) pairs (POST /webhook) are served by plain ASGI handlers without
-Quart's request machinery; they get the same request id, CORS headers, metrics and access log, and answer
-errors with the same problem+json documents (`send_problem`). Their Quart routes stay registered for the
-OpenAPI document and the other methods (405).
+Raw routes: a few hot (method, path) pairs (POST /webhook, POST /dispatch) are served by plain ASGI handlers
+without Quart's request machinery; they get the same request id, CORS headers, metrics and access log, and
+answer errors with the same problem+json documents (`send_problem`). Their Quart routes stay registered for
+the OpenAPI document and the other methods (405).
 
 Connection-close fix (DESIGN §7): when hypercorn-trio gets the last body message of a response it must
 close (the request said `Connection: close`, or keep_alive_max_requests was reached), it closes the socket
@@ -46,6 +46,7 @@ __all__ = [
     "ROUTE_KEY",
     "Edge",
     "read_body",
+    "scope_header",
     "send_json",
     "send_problem",
     "valid_request_id",
@@ -81,7 +82,8 @@ def valid_request_id(value: str | None) -> bool:
     return value is not None and _REQUEST_ID.fullmatch(value) is not None
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def scope_header(scope: Mapping[str, Any], name: bytes) -> str | None:
+    """The first `name` header (lower-case bytes) of an ASGI scope, as text; None when absent."""
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
             return bytes(value).decode("latin-1")
@@ -91,7 +93,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
 async def read_body(scope: Scope, receive: Receive, *, limit: int, time_limit: float) -> bytes:
     """The whole request body of a raw ASGI route, with Quart's rules: more than `limit` bytes (declared
     or received) is PayloadTooLarge (413); not complete within `time_limit` seconds, RequestTimeout (408)."""
-    declared = _header(scope, b"content-length")
+    declared = scope_header(scope, b"content-length")
     declared = declared.strip() if declared is not None else None
     if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge("The request body exceeds the configured limit.")
@@ -174,7 +176,7 @@ class Edge:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        given = _header(scope, b"x-request-id")
+        given = scope_header(scope, b"x-request-id")
         # 128 random bits as 32 hex digits, like uuid4().hex without a UUID or a getrandom syscall per
         # request. Ids need to be unique, not unguessable: a PRNG seeded from the OS is enough.
         request_id = (
@@ -193,7 +195,7 @@ class Edge:
     def _allowed_origin(self, scope: Scope) -> str | None:
         if not self.cors_origins:
             return None
-        origin = _header(scope, b"origin")
+        origin = scope_header(scope, b"origin")
         if origin is None:
             return None
         if "*" in self.cors_origins:
@@ -206,7 +208,7 @@ class Edge:
         if (
             allow_origin is not None
             and scope["method"] == "OPTIONS"
-            and _header(scope, b"access-control-request-method") is not None
+            and scope_header(scope, b"access-control-request-method") is not None
         ):
             await self._preflight(scope, send, allow_origin, request_id)
             self._finish(scope, 204, started, endpoint=_PREFLIGHT_ENDPOINT)
@@ -273,7 +275,7 @@ class Edge:
             _access.handle(record)
 
     async def _preflight(self, scope: Scope, send: Send, allow_origin: str, request_id: str) -> None:
-        requested = _header(scope, b"access-control-request-headers") or ""
+        requested = scope_header(scope, b"access-control-request-headers") or ""
         headers = [
             (b"access-control-allow-origin", allow_origin.encode()),
             (b"access-control-allow-methods", b"GET, POST, PUT, PATCH, DELETE, OPTIONS"),

@@ -7,7 +7,7 @@ transition or stale lease 409, out-of-range field 422.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quart import Response
 
@@ -23,14 +23,26 @@ from actors.dispatcher.messages import (
     Requeue,
     SetStatus,
     TaskPage,
+    TaskSpec,
     TaskStatus,
     TaskView,
 )
 from actors.security.messages import Role
 from actors.storage import StoredEvent
-from orch.http.app import current_node, json_response
-from orch.http.auth import current_principal
-from orch.http.body import read_json_object, request_header
+from orch.http.app import api_error_for, current_node, json_bytes, json_response
+from orch.http.auth import PRINCIPAL_KEY, Guard, authorize_scope, current_principal
+from orch.http.body import json_object_of, read_json_object, request_header
+from orch.http.edge import (
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    scope_header,
+    send_json,
+    send_problem,
+)
 from orch.http.problems import Forbidden, ValidationFailed
 from orch.http.query import query_csv, query_int, query_str
 from orch.http.routing import QueryParam, Router
@@ -46,7 +58,10 @@ from orch.http.task_input import (
 from orch.http.task_views import TASK_SCHEMA, accepted_json, event_json, task_json
 from orch.http.waiting import dispatcher_of, wait_for_end, within
 
-__all__ = ["MAX_BATCH", "tasks"]
+if TYPE_CHECKING:
+    from orch.node import Node
+
+__all__ = ["MAX_BATCH", "DispatchEndpoint", "tasks"]
 
 tasks = Router("tasks")
 
@@ -69,11 +84,33 @@ _ERRORS = {
 }
 
 
-def _idempotency_header() -> str | None:
-    value = request_header(b"idempotency-key")
+def _idempotency_key(value: str | None) -> str | None:
+    """The Idempotency-Key header's value (422 unless 1..200 characters)."""
     if value is not None and not 0 < len(value) <= 200:
         raise ValidationFailed("Idempotency-Key", "must be 1..200 characters")
     return value
+
+
+async def _dispatched(node: Node, spec: TaskSpec) -> DispatchAccepted:
+    """Queue `spec`; answers once the task is durable."""
+    accepted: DispatchAccepted = await dispatcher_of(node).ask(
+        lambda reply: Dispatch(
+            spec.core_id,
+            reply,
+            priority=spec.priority,
+            timeout=spec.timeout,
+            metadata=spec.metadata,
+            stay=spec.stay,
+            idempotency_key=spec.idempotency_key,
+            max_attempts=spec.max_attempts,
+            not_before=spec.not_before,
+        )
+    )
+    return accepted
+
+
+def _location(accepted: DispatchAccepted) -> str:
+    return f"/tasks/{accepted.task.id}"
 
 
 @tasks.post(
@@ -96,21 +133,10 @@ async def dispatch() -> Response:
     dead) or `wait` seconds pass (default 300, at most 3600), and answers 200 with the task as it is then
     (`finished` tells which). A client that disconnects leaves the task running.
     """
-    spec, wait = read_dispatch(await read_json_object(), idempotency_key=_idempotency_header())
+    body = await read_json_object()
+    spec, wait = read_dispatch(body, idempotency_key=_idempotency_key(request_header(b"idempotency-key")))
     node = current_node()
-    accepted: DispatchAccepted = await dispatcher_of(node).ask(
-        lambda reply: Dispatch(
-            spec.core_id,
-            reply,
-            priority=spec.priority,
-            timeout=spec.timeout,
-            metadata=spec.metadata,
-            stay=spec.stay,
-            idempotency_key=spec.idempotency_key,
-            max_attempts=spec.max_attempts,
-            not_before=spec.not_before,
-        )
-    )
+    accepted = await _dispatched(node, spec)
     answer = accepted_json(accepted)
     if spec.stay:
         task_id = accepted.task.id
@@ -123,7 +149,57 @@ async def dispatch() -> Response:
         response.timeout = None
         return response
     status = 201 if accepted.created else 200
-    return json_response(answer, status, {"Location": f"/tasks/{accepted.task.id}"})
+    return json_response(answer, status, {"Location": _location(accepted)})
+
+
+def _replay(raw: bytes, receive: Receive) -> Receive:
+    """`receive` with the body it already gave (`raw`) given again first."""
+    pending = [{"type": "http.request", "body": raw, "more_body": False}]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed
+
+
+class DispatchEndpoint:
+    """POST /dispatch as a raw ASGI handler that the `Edge` calls directly, skipping Quart's request
+    machinery (as `WebhookEndpoint` does for POST /webhook). Same answers as the Quart route `dispatch`:
+    the same auth check (`authorize_scope`: 401/403/429, RateLimit headers), body rules (408/413/415/400,
+    422 naming the field), problem+json errors through the one error table, 201/200 with Location.
+
+    A `stay` dispatch is handed on to the Quart route (with the body it sent and the caller already
+    checked): it waits for the task's end and leaves when the client disconnects, as Quart arranges.
+    """
+
+    def __init__(
+        self, node: Node, quart: ASGIApp, guard: Guard, *, max_body: int, body_timeout: float
+    ) -> None:
+        self.node = node
+        self.quart = quart
+        self.guard = guard
+        self.max_body = max_body
+        self.body_timeout = body_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request (the Edge has set the request id and counts and logs the answer)."""
+        try:
+            principal = await authorize_scope(self.node, self.guard, scope)
+            raw = await read_body(scope, receive, limit=self.max_body, time_limit=self.body_timeout)
+            body = json_object_of(raw, scope_header(scope, b"content-type"))
+            key = _idempotency_key(scope_header(scope, b"idempotency-key"))
+            spec, _ = read_dispatch(body, idempotency_key=key)
+            accepted = None if spec.stay else await _dispatched(self.node, spec)
+        except Exception as exc:  # what Quart's error handler does for the route (app._handle_error)
+            await send_problem(send, scope, api_error_for(exc, scope))
+            return
+        if accepted is None:
+            scope[PRINCIPAL_KEY] = principal
+            await self.quart(scope, _replay(raw, receive), send)
+            return
+        status = 201 if accepted.created else 200
+        location = (b"location", _location(accepted).encode())
+        await send_json(send, status, json_bytes(accepted_json(accepted)), headers=[location])
 
 
 @tasks.post(
