@@ -31,7 +31,7 @@ from actors.dispatcher.messages import (
 from actors.security.messages import VerifyWebhook, WebhookVerdict
 from orch.domain_metrics import counted_verification
 from orch.http.app import api_error_for, current_node, json_bytes, json_response
-from orch.http.auth import client_address
+from orch.http.auth import client_address, scope_client
 from orch.http.body import JsonObject, parse_json_object
 from orch.http.edge import Receive, Scope, Send, read_body, send_json, send_problem
 from orch.http.problems import (
@@ -315,8 +315,7 @@ class WebhookEndpoint:
             if self.node.security is None:
                 raise ServiceUnavailable("The security service is not running.")
             raw = await read_body(scope, receive, limit=self.max_body, time_limit=self.body_timeout)
-            client = scope.get("client")
-            delivery = read_delivery(scope["headers"], client[0] if client else "unknown")
+            delivery = read_delivery(scope["headers"], scope_client(scope))
             answer = await handle_delivery(self.node, delivery, raw)
         except Exception as exc:  # what Quart's error handler does for the route (app._handle_error)
             await send_problem(send, scope, api_error_for(exc, scope))
