@@ -2,6 +2,9 @@
 connection), and the full worker cycle (claim -> heartbeat -> report for a window of tasks at once).
 Durability is checked as for HTTP: every acknowledged task is in the store after SIGTERM.
 
+`ws-dispatch` sends `BENCH_WS_DISPATCH_BATCH` tasks per request (default 1: single `dispatch` ops; above 1:
+`dispatch_batch`), 20 requests in flight per socket.
+
 `ws-cycle` batches as high-throughput workers do (environment variables, read when the scenario starts):
 
 * `BENCH_WS_CYCLE_MAX` (default 50): tasks per claim. Above 1 a worker sends one `claim` with `max` N,
@@ -202,18 +205,20 @@ def run_dispatch(options: Options) -> ScenarioResult:
         if not _node_only(bench):
             return bench.result
         node = next(t for t in bench.targets() if t.name == NODE)
+        d = batch_setting("BENCH_WS_DISPATCH_BATCH", 1)
+        group = "ws dispatch x20" if d == 1 else f"ws dispatch_batch x20 of {d}"
         acked: list[str] = []
         for clients in options.clients:
             for run in range(options.runs):
-                groups = [Group("ws dispatch x20", WsDispatch(), clients, headers=bench.auth_headers())]
+                groups = [Group(group, WsDispatch(batch=d), clients, headers=bench.auth_headers())]
                 load, _ = bench.measure(node, groups, run=run)
-                acked += load.groups["ws dispatch x20"].acks
+                acked += load.groups[group].acks
         bench.stop_node()
         stored = stored_values(bench.db_path, "SELECT id FROM tasks")
         bench.result.checks.append(
             check_acks_stored("every acknowledged task is in the store", acked, stored)
         )
-        _finish(bench, "ws dispatch x20", "websocket dispatch tasks/s (durable)", 15_000)
+        _finish(bench, group, "websocket dispatch tasks/s (durable)", 15_000)
     return bench.result
 
 
