@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+import logging
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -72,3 +73,18 @@ async def admin_client(node: RunningNode) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client pointed at `node`, logged in as the admin (see tests/orch/auth_helpers.py)."""
     async with httpx.AsyncClient(base_url=node.url, headers=await auth_headers(node, "admin")) as http:
         yield http
+
+
+@pytest.fixture
+def access_records() -> Iterator[list[logging.LogRecord]]:
+    """Every access-log record written while the test runs."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("orch.http.access")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(level)

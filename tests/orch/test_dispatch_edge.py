@@ -5,7 +5,6 @@ is counted and logged under its route."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -147,20 +146,6 @@ async def test_a_stay_dispatch_takes_one_rate_limit_unit(start_node: StartNode) 
     assert stay.json()["finished"] is False, stay.text
     remaining = [int(r.headers["RateLimit"].split(";r=")[1].split(";")[0]) for r in (plain, stay, after)]
     assert remaining[0] - remaining[1] == 1 and remaining[1] - remaining[2] == 1
-
-
-@pytest.fixture
-def access_records() -> Iterator[list[logging.LogRecord]]:
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.INFO)
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("orch.http.access")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield records
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 async def test_raw_dispatches_are_counted_and_logged_under_their_route(
