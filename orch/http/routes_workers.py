@@ -98,6 +98,11 @@ _HEARTBEAT_SCHEMA = {
     },
     "required": ["lease_token"],
 }
+_HEARTBEAT_ANSWER = {
+    "task_id": {"type": "string"},
+    "lease_expires_at": {"type": "string", "format": "date-time"},
+    "cancel_requested": {"type": "boolean"},
+}
 
 
 @workers.post(
@@ -176,14 +181,7 @@ async def claim_many(core_id: str) -> Response:
     "/tasks/<task_id>/heartbeat",
     summary="Extend a lease (and learn whether to stop)",
     request_schema=_HEARTBEAT_SCHEMA,
-    response_schema={
-        "type": "object",
-        "properties": {
-            "task_id": {"type": "string"},
-            "lease_expires_at": {"type": "string", "format": "date-time"},
-            "cancel_requested": {"type": "boolean"},
-        },
-    },
+    response_schema={"type": "object", "properties": _HEARTBEAT_ANSWER},
     responses={
         200: "Lease extended; `cancel_requested: true` means stop and report cancelled",
         404: "Unknown task",
@@ -228,12 +226,7 @@ async def heartbeat(task_id: str) -> Response:
     response_schema=item_results_schema(
         {
             "type": "object",
-            "properties": {
-                "ok": {"const": True},
-                "task_id": {"type": "string"},
-                "lease_expires_at": {"type": "string", "format": "date-time"},
-                "cancel_requested": {"type": "boolean"},
-            },
+            "properties": {"ok": {"const": True}, **_HEARTBEAT_ANSWER},
         }
     ),
     responses={
