@@ -267,6 +267,21 @@ class Dispatch:
     max_attempts: int = 3
     not_before: float | None = None
 
+    @classmethod
+    def of(cls, spec: TaskSpec, reply: Reply[DispatchAccepted]) -> Dispatch:
+        """The message that queues ``spec`` (the inverse of `spec`)."""
+        return cls(
+            spec.core_id,
+            reply,
+            priority=spec.priority,
+            timeout=spec.timeout,
+            metadata=spec.metadata,
+            stay=spec.stay,
+            idempotency_key=spec.idempotency_key,
+            max_attempts=spec.max_attempts,
+            not_before=spec.not_before,
+        )
+
     def spec(self) -> TaskSpec:
         """The task this message describes."""
         return TaskSpec(

@@ -44,7 +44,6 @@ from actors.dispatcher.messages import (
     HeartbeatAck,
     Report,
     ReportStatus,
-    TaskSpec,
     TaskView,
 )
 from actors.security.messages import Action, Principal, is_allowed
@@ -222,24 +221,10 @@ async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
 
 
 # -- ops ---------------------------------------------------------------------------------------------------
-def _dispatch_msg(spec: TaskSpec, reply: Any) -> Dispatch:
-    return Dispatch(
-        core_id=spec.core_id,
-        reply=reply,
-        priority=spec.priority,
-        timeout=spec.timeout,
-        metadata=spec.metadata,
-        stay=spec.stay,
-        idempotency_key=spec.idempotency_key,
-        max_attempts=spec.max_attempts,
-        not_before=spec.not_before,
-    )
-
-
 async def _dispatch(ref: Dispatcher, message: JsonObject, principal: Principal) -> dict[str, Any]:
     spec = read_task_spec(message)
     message.reject_unknown(*_DISPATCH_FIELDS)
-    accepted: DispatchAccepted = await ref.ask(lambda reply: _dispatch_msg(spec, reply))
+    accepted: DispatchAccepted = await ref.ask(lambda reply: Dispatch.of(spec, reply))
     return accepted_json(accepted)
 
 

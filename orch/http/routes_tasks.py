@@ -93,19 +93,7 @@ def _idempotency_key(value: str | None) -> str | None:
 
 async def _dispatched(node: Node, spec: TaskSpec) -> DispatchAccepted:
     """Queue `spec`; answers once the task is durable."""
-    accepted: DispatchAccepted = await dispatcher_of(node).ask(
-        lambda reply: Dispatch(
-            spec.core_id,
-            reply,
-            priority=spec.priority,
-            timeout=spec.timeout,
-            metadata=spec.metadata,
-            stay=spec.stay,
-            idempotency_key=spec.idempotency_key,
-            max_attempts=spec.max_attempts,
-            not_before=spec.not_before,
-        )
-    )
+    accepted: DispatchAccepted = await dispatcher_of(node).ask(lambda reply: Dispatch.of(spec, reply))
     return accepted
 
 
