@@ -7,13 +7,12 @@ by the same batch.
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 from actors.storage import EventItem, Tx
 
+from .ids import new_task_id
 from .messages import TaskSpec, TaskStatus, TaskView
 from .rows import INSERT, TaskRow, select_many
 from .sqlite_ops import Rules, Step
@@ -54,47 +53,6 @@ def _idempotent_match(tx: Tx, rules: Rules, spec: TaskSpec, now: float) -> TaskR
     # Outside the window the key is free again; the old task keeps running but loses its key.
     tx.conn.execute("UPDATE tasks SET idempotency_key = NULL WHERE seq = ?", (rows[0].seq,))
     return None
-
-
-class _Entropy:
-    """OS randomness fetched in blocks, as hex: one ``os.urandom`` + ``hex`` per 4,096 ids instead of per id.
-
-    A getrandom syscall per task was 15 % of the writer thread's time in the batched-dispatch bench.
-    """
-
-    _BLOCK = 9 * 4096
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pool = ""
-        self._at = 0
-
-    def hex18(self) -> str:
-        """72 random bits as 18 hex digits."""
-        with self._lock:
-            at = self._at
-            if at + 18 > len(self._pool):
-                self._pool, at = os.urandom(self._BLOCK).hex(), 0
-            self._at = at + 18
-            return self._pool[at : at + 18]
-
-
-_ENTROPY = _Entropy()
-_prefix: tuple[float, str] = (0.0, "")  # the last ``now`` and its id prefix: a batch shares one ``now``
-
-
-def new_task_id(now: float) -> str:
-    """32 hex digits: microseconds since the epoch, then 72 random bits.
-
-    Time-ordered on purpose: new ids land at the right edge of the ``id`` index and of the events'
-    ``subject`` index instead of at random pages (random uuid4s halved insert throughput at 100k rows).
-    """
-    global _prefix
-    at, prefix = _prefix
-    if at != now:
-        prefix = f"{int(now * 1_000_000):014x}"
-        _prefix = (now, prefix)
-    return prefix + _ENTROPY.hex18()
 
 
 class _NewTask:

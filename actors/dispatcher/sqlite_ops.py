@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hmac
 import random
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from actors.storage import Tx
 
+from .ids import new_lease_token
 from .lifecycle import EVENT_TYPES, FINISHED, HELD, check_transition
 from .messages import (
     ClaimedTask,
@@ -97,7 +97,7 @@ def claim(
     out: list[ClaimedTask] = []
     for row, request in zip(rows, requests, strict=False):
         row.attempts += 1
-        row.lease_token = secrets.token_hex(16)
+        row.lease_token = new_lease_token()
         row.lease_s = request.lease_s
         row.lease_expires_at = now + request.lease_s
         row.deadline_at = None if row.timeout_s is None else now + row.timeout_s

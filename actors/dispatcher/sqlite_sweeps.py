@@ -84,6 +84,6 @@ def prune_finished(tx: Tx, before: float, limit: int) -> int:
         (before, limit),
     ).fetchall()
     for _, task_id in rows:
-        tx.conn.execute("DELETE FROM events WHERE subject = ? AND +topic = 'task'", (task_id,))
+        tx.delete_events(subject=task_id, topic="task")
     tx.conn.executemany("DELETE FROM tasks WHERE seq = ?", [(seq,) for seq, _ in rows])
     return len(rows)

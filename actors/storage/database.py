@@ -27,7 +27,7 @@ from .checkpoint import Checkpointer, CheckpointPolicy
 from .errors import DatabaseClosedError
 from .events import EVENT_COLUMNS, StoredEvent, Tx, event_from_row
 from .opener import DatabaseOpener
-from .schema import Migration, migrate_component, upgrade_storage_schema
+from .schema import BULK_TOPIC, Migration, keep_newest_event, migrate_component, upgrade_storage_schema
 from .sqlite import connect, normalize_synchronous
 from .stats import DatabaseStats, StatsCounter
 
@@ -139,7 +139,8 @@ class Database:
         """Delete events older than ``before_ts`` in small write ops (oldest first); returns how many.
 
         Walks from the lowest seq and stops at the first event that is not older, so it assumes timestamps
-        grow with seq (they are taken in the single writer thread).
+        grow with seq (they are taken in the single writer thread). The newest event of the log always stays
+        (it keeps seqs from being reused), until a newer one exists.
         """
         if batch < 1:
             raise ValueError("batch must be >= 1")
@@ -273,6 +274,8 @@ class Database:
                 return []
             where.append(f"topic IN ({', '.join('?' * len(topic_list))})")
             params.extend(topic_list)
+            if BULK_TOPIC not in topic_list:  # lets SQLite use the partial topic index
+                where.append(f"topic <> '{BULK_TOPIC}'")
         if subject is not None:
             where.append("subject = ?")
             params.append(subject)
@@ -286,10 +289,9 @@ class Database:
 
     async def last_seq(self) -> int:
         """The highest seq ever committed (0 if none); stays put when old events are pruned."""
-        row = await self.read(
-            lambda conn: conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-        )
-        return 0 if row is None else int(row[0])
+        # The newest row is never deleted (`keep_newest_event`), so the largest seq is the high-water mark.
+        row = await self.read(lambda conn: conn.execute("SELECT max(seq) FROM events").fetchone())
+        return 0 if row[0] is None else int(row[0])
 
     # ---- lifecycle ----------------------------------------------------------------------------------------
 
@@ -346,9 +348,6 @@ def _open_all(
 
 def _prune_some(conn: sqlite3.Connection, before_ts: float, batch: int) -> int:
     # Look at the `batch` oldest rows only, so one op never scans the whole table.
-    cur = conn.execute(
-        "DELETE FROM events WHERE seq IN"
-        " (SELECT seq FROM (SELECT seq, ts FROM events ORDER BY seq LIMIT ?) WHERE ts < ?)",
-        (batch, before_ts),
-    )
+    oldest = "seq IN (SELECT seq FROM (SELECT seq, ts FROM events ORDER BY seq LIMIT ?) WHERE ts < ?)"
+    cur = conn.execute(f"DELETE FROM events WHERE {keep_newest_event(oldest)}", (batch, before_ts))
     return cur.rowcount

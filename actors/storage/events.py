@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from .schema import keep_newest_event
+
 EVENT_COLUMNS = "seq, ts, type, topic, subject, core_id, data"
 _INSERT_EVENT = "INSERT INTO events (ts, type, topic, subject, core_id, data) VALUES (?, ?, ?, ?, ?, ?)"
 
@@ -132,8 +134,8 @@ class Tx:
         """INSERT one ``type`` event per ``(subject, core_id, data)`` item in one statement run.
 
         Same as calling `emit` for each item in order (each event is its own row with its own seq, published
-        in seq order), but one ``executemany``: the rows get consecutive seqs, because the table is
-        AUTOINCREMENT and this connection is the only writer, so the last seq identifies them all.
+        in seq order), but one ``executemany``: the rows get consecutive seqs (each new row gets the largest
+        seq + 1, and this connection is the only writer), so the last seq identifies them all.
         """
         self._check_open()
         if not items:
@@ -157,6 +159,15 @@ class Tx:
         ]
         self._emitted.extend(events)
         return events
+
+    def delete_events(self, *, subject: str, topic: str) -> int:
+        """Delete the events of ``subject`` in ``topic`` (retention), except the newest event of the log.
+
+        The newest row is what keeps seqs from ever being reused, so it stays until a newer one exists.
+        """
+        self._check_open()
+        where = keep_newest_event("subject = ? AND +topic = ?")
+        return self.conn.execute(f"DELETE FROM events WHERE {where}", (subject, topic)).rowcount
 
     def _check_open(self) -> None:
         if not self._open:

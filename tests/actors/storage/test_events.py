@@ -85,10 +85,23 @@ async def test_last_seq_is_monotonic_across_pruning(db: Database) -> None:
     assert await db.last_seq() == 0
     events = [await db.write(lambda tx: tx.emit("task.queued")) for _ in range(3)]
     assert await db.last_seq() == events[-1].seq
-    assert await db.prune_events(events[-1].ts + 1) == 3
+    assert await db.prune_events(events[-1].ts + 1) == 2  # the newest event stays: it holds the seq
     assert await db.last_seq() == events[-1].seq
     newer = await db.write(lambda tx: tx.emit("task.queued"))
     assert newer.seq == events[-1].seq + 1
+    assert await db.prune_events(newer.ts + 1) == 1
+    assert await db.events_after(0) == [newer]
+
+
+async def test_deleting_a_subjects_events_keeps_the_newest_event_of_the_log(db: Database) -> None:
+    await db.write(lambda tx: tx.emit("lock.acquired", subject="r1"))
+    mine = await db.write(lambda tx: [tx.emit("task.queued", subject="t1") for _ in range(3)])
+    deleted = await db.write(lambda tx: tx.delete_events(subject="t1", topic="task"))
+    assert deleted == 2
+    assert [e.seq for e in await db.events_after(0, subject="t1")] == [mine[-1].seq]
+    later = await db.write(lambda tx: tx.emit("task.queued", subject="t2"))
+    assert later.seq == mine[-1].seq + 1
+    assert await db.write(lambda tx: tx.delete_events(subject="t1", topic="task")) == 1
 
 
 async def test_prune_events_deletes_only_older_events_in_batches(db: Database) -> None:

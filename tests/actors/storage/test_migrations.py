@@ -79,7 +79,7 @@ async def test_storage_schema_is_versioned_by_user_version(db_path: Path) -> Non
     async with Database.open(db_path):
         pass
     with sqlite3.connect(db_path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     expected = {"events", "schema_versions", "events_subject_seq", "events_core_id_seq", "events_topic_seq"}
     assert expected <= names
@@ -109,3 +109,72 @@ async def test_storage_component_name_is_reserved(db_path: Path) -> None:
     async with Database.open(db_path) as db:
         with pytest.raises(ValueError, match="reserved"):
             await db.migrate("storage", [])
+
+
+_V1_EVENTS = """
+    CREATE TABLE events (
+        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts      REAL NOT NULL,
+        type    TEXT NOT NULL,
+        topic   TEXT NOT NULL,
+        subject TEXT,
+        core_id TEXT,
+        data    TEXT NOT NULL
+    );
+    CREATE INDEX events_subject_seq ON events (subject, seq);
+    CREATE INDEX events_core_id_seq ON events (core_id, seq);
+    CREATE INDEX events_topic_seq ON events (topic, seq);
+    CREATE TABLE schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL);
+    PRAGMA user_version = 1;
+"""
+
+
+def _version_1_database(path: Path, events: int, pruned_after: int) -> None:
+    """A storage-version-1 file with ``events`` events, the last ``events - pruned_after`` already deleted."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_V1_EVENTS)
+        for i in range(events):
+            conn.execute(
+                "INSERT INTO events (ts, type, topic, subject, data) VALUES (?, 'task.queued', 'task', ?, ?)",
+                (1000.0 + i, f"t{i}", f'{{"i": {i}}}'),
+            )
+        conn.execute("DELETE FROM events WHERE seq > ?", (pruned_after,))
+    conn.close()
+
+
+async def test_version_1_events_are_kept_with_their_seqs_by_the_upgrade(db_path: Path) -> None:
+    _version_1_database(db_path, events=5, pruned_after=5)
+    async with Database.open(db_path) as db:
+        kept = await db.events_after(0)
+        assert [(e.seq, e.subject, e.data) for e in kept] == [(i + 1, f"t{i}", {"i": i}) for i in range(5)]
+        assert await db.last_seq() == 5
+        assert (await db.write(lambda tx: tx.emit("task.queued"))).seq == 6
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()[0]
+    conn.close()
+    assert "AUTOINCREMENT" not in sql
+
+
+async def test_upgrade_keeps_the_high_water_mark_of_pruned_version_1_events(db_path: Path) -> None:
+    _version_1_database(db_path, events=7, pruned_after=4)  # seqs 5..7 were used, then deleted
+    async with Database.open(db_path) as db:
+        assert await db.last_seq() == 7
+        floor = (await db.events_after(4))[0]
+        assert (floor.seq, floor.type, floor.topic) == (7, "storage.seq_floor", "storage")
+        assert (await db.write(lambda tx: tx.emit("task.queued"))).seq == 8
+
+
+async def test_bulk_topic_is_left_out_of_the_topic_index_but_still_filters(db_path: Path) -> None:
+    async with Database.open(db_path) as db:
+        await db.write(lambda tx: [tx.emit(t) for t in ("task.queued", "lock.acquired", "task.claimed")])
+        assert [e.type for e in await db.events_after(0, topics=["task"])] == ["task.queued", "task.claimed"]
+        assert [e.type for e in await db.events_after(0, topics=["lock"])] == ["lock.acquired"]
+        plan = await db.read(
+            lambda c: c.execute(
+                "EXPLAIN QUERY PLAN SELECT seq FROM events WHERE seq > 0 AND topic IN ('lock')"
+                " AND topic <> 'task' ORDER BY seq"
+            ).fetchall()
+        )
+    assert "events_topic_seq" in str(plan)
