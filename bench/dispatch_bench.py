@@ -36,6 +36,8 @@ from actors.dispatcher.messages import (
 )
 from actors.dispatcher.sqlite_store import SqliteTaskStore
 from actors.storage import Database, DatabaseStats
+from orch.config import FeedsConfig
+from orch.feeds.gc_tuning import apply_gc_tuning
 from runtime import ActorRef, open_actor
 
 Ref = ActorRef[DispatcherMsg]
@@ -120,7 +122,11 @@ class RunFigures:
 
 
 async def main(args: argparse.Namespace) -> None:
-    print(f"synchronous={args.synchronous}  file on {args.dir or tempfile.gettempdir()}  {args.runs} run(s)")
+    if args.gc_tune:
+        apply_gc_tuning(FeedsConfig())
+    gc_note = "gc tuned as orch serve" if args.gc_tune else "gc: Python defaults"
+    where = args.dir or tempfile.gettempdir()
+    print(f"synchronous={args.synchronous}  file on {where}  {gc_note}  {args.runs} run(s)")
     runs = []
     for run in range(1, args.runs + 1):
         print(f"-- run {run} (fresh database)")
@@ -196,6 +202,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--queued", type=int, default=100_000)
     p.add_argument("--samples", type=int, default=2000)
     p.add_argument("--runs", type=int, default=3, help="repeat on a fresh database; the median is printed")
+    p.add_argument(
+        "--gc-tune", action="store_true", help="gc.freeze() + gen-0 threshold 100,000, as `orch serve` does"
+    )
     return p.parse_args()
 
 

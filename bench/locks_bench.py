@@ -20,7 +20,6 @@ threshold 100,000); without it, young collections (~0.2 ms each here) land in th
 from __future__ import annotations
 
 import argparse
-import gc
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,6 +31,8 @@ import trio
 from actors.locks.actor import LockManager
 from actors.locks.messages import Acquire, LeaseGrant, LockMsg, Release, ReleaseResult
 from actors.storage import Database, DatabaseStats
+from orch.config import FeedsConfig
+from orch.feeds.gc_tuning import apply_gc_tuning
 from runtime import ActorRef, open_actor
 
 Locks = ActorRef[LockMsg]
@@ -173,9 +174,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.gc_tune:
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(100_000, 50, 100)
+        apply_gc_tuning(FeedsConfig())
     print(
         f"synchronous={args.synchronous}  gc={'tuned as orch serve' if args.gc_tune else 'Python defaults'}"
     )
