@@ -113,6 +113,7 @@ async def _handle_error(exc: Exception) -> Response:
 def _raw_routes(app: OrchApp) -> dict[tuple[str, str], ASGIApp]:
     """The hot routes the Edge serves without Quart (their Quart routes stay for the OpenAPI document)."""
     from orch.http.auth import route_guard
+    from orch.http.raw_health import raw_health_routes
     from orch.http.routes_tasks import DispatchEndpoint
     from orch.http.webhook import WebhookEndpoint
 
@@ -121,7 +122,7 @@ def _raw_routes(app: OrchApp) -> dict[tuple[str, str], ASGIApp]:
     webhook = WebhookEndpoint(app.node, max_body=limit, body_timeout=timeout)
     guard = route_guard(next(s for s in app.routes if (s.method, s.rule) == ("POST", "/dispatch")))
     dispatch = DispatchEndpoint(app.node, app._quart, guard, max_body=limit, body_timeout=timeout)
-    return {("POST", "/webhook"): webhook, ("POST", "/dispatch"): dispatch}
+    return {("POST", "/webhook"): webhook, ("POST", "/dispatch"): dispatch, **raw_health_routes(app.node)}
 
 
 def create_app(node: Node, *, routers: Iterable[Router] = ()) -> OrchApp:
