@@ -31,6 +31,8 @@ from actors.security.settings import WebhookSettings
 _DIGITS = re.compile(r"[0-9]{1,12}")
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _DELIVERY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# What senders almost always send: one t= and one v1=, in that order (parsed in one step).
+_CANONICAL_SIGNATURE = re.compile(r"t=([0-9]{1,12}),v1=([0-9a-fA-F]{64})")
 
 ReplayEntry = tuple[str, float]
 """A replay key (see `replay_key`) and the wall-clock time until which it is refused."""
@@ -50,6 +52,9 @@ class WebhookVerdict:
     reason: str
     scheme: str | None = None
     delivery_id: str | None = None
+
+
+_SIGNATURE_OK = WebhookVerdict(True, 200, "ok", "signature", None)
 
 
 class _Reject(Exception):
@@ -176,6 +181,8 @@ class WebhookVerifier:
                 delivery = self._signature(h["x-signature"], body, now)
         except _Reject as r:
             return WebhookVerdict(False, r.status, r.reason, scheme, delivery)
+        if delivery is None:  # the X-Signature scheme has no delivery id: one verdict fits every acceptance
+            return _SIGNATURE_OK
         return WebhookVerdict(True, 200, "ok", scheme, delivery)
 
     # -- X-Signature: t=...,v1=...
@@ -287,6 +294,9 @@ def _first_match(expected: list[str], given: list[str]) -> str | None:
 
 
 def _parse_signature_header(value: str) -> tuple[list[str], list[str]]:
+    canonical = _CANONICAL_SIGNATURE.fullmatch(value)
+    if canonical is not None:
+        return [canonical[1]], [canonical[2]]
     stamps: list[str] = []
     sigs: list[str] = []
     for item in value.split(","):

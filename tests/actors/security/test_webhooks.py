@@ -60,6 +60,24 @@ def test_signature_scheme_accepts_any_of_several_v1_and_ignores_unknown_schemes(
     assert verifier().verify({"x-signature": header}, body, NOW).ok
 
 
+@pytest.mark.parametrize(
+    "form",
+    [
+        "t={t},v1={sig}",  # the canonical form, parsed in one step
+        "t={t},v1={upper}",
+        " t={t} , v1={sig} ",
+        "v1={sig},t={t}",
+        "t={t},v1={sig},v2=other",
+    ],
+)
+def test_signature_scheme_judges_every_spelling_of_one_signature_alike(form: str) -> None:
+    sig = stripe_sig(NOW, b"payload")
+    header = form.format(t=NOW, sig=sig, upper=sig.upper())
+    verdict = verifier().verify({"X-Signature": header}, b"payload", NOW)
+    assert (verdict.ok, verdict.status, verdict.scheme, verdict.delivery_id) == (True, 200, "signature", None)
+    assert verifier().verify({"X-Signature": header}, b"payload!", NOW).status == 401
+
+
 def test_signature_scheme_secret_rotation_accepts_old_and_new_secrets() -> None:
     body = b"payload"
     v = verifier(signature_secrets=(b"new-secret-0123456789", SIG_SECRET))
