@@ -186,6 +186,33 @@ def _dispatcher(node: Node) -> ActorRef[DispatcherMsg]:
     return ref
 
 
+def _required_str(body: JsonObject, key: str, alias: str, max_len: int) -> str:
+    """`body.req_str(key, aliases=(alias,), max_len=max_len)`, read directly when the member is plainly
+    valid (the usual delivery: the accessor's bookkeeping costs ~2 us); else the accessor and its 422."""
+    value = body.data.get(key)
+    if type(value) is str and 1 <= len(value) <= max_len and alias not in body.data:
+        return value
+    return body.req_str(key, aliases=(alias,), max_len=max_len)
+
+
+def _optional_str(body: JsonObject, key: str, alias: str, max_len: int) -> str | None:
+    """`body.opt_str(key, aliases=(alias,), max_len=max_len)`, read directly in the usual cases (see
+    `_required_str`)."""
+    value = body.data.get(key)
+    if alias not in body.data and (value is None or (type(value) is str and len(value) <= max_len)):
+        return value
+    return body.opt_str(key, aliases=(alias,), max_len=max_len)
+
+
+def _data_member(body: JsonObject) -> dict[str, Any] | None:
+    """A copy of the optional `data` object (`body.opt_obj("data")`, read directly when it is one)."""
+    value = body.data.get("data")
+    if type(value) is dict:
+        return dict(value)
+    data_obj = body.opt_obj("data")  # absent, null, or the 422 for anything else
+    return dict(data_obj.data) if data_obj is not None else None
+
+
 def _target_status(event: str | None, body: JsonObject) -> ReportStatus | None:
     """The status the delivery reports; None for events that are not task updates."""
     if event is not None and event in EVENT_STATUS:
@@ -204,10 +231,9 @@ async def _apply(node: Node, body: JsonObject, event: str | None, verdict: Webho
     status = _target_status(event, body)
     if status is None:
         return {"applied": False, "reason": f"event {event!r} is not a task event; nothing to do"}
-    task_id = body.req_str("task_id", aliases=("taskId",), max_len=128)
-    data_obj = body.opt_obj("data")
-    data = dict(data_obj.data) if data_obj is not None else None
-    lease = body.opt_str("lease_token", aliases=("leaseToken",), max_len=256)
+    task_id = _required_str(body, "task_id", "taskId", 128)
+    data = _data_member(body)
+    lease = _optional_str(body, "lease_token", "leaseToken", 256)
     if lease is None and data is not None and isinstance(data.get("lease_token"), str):
         lease = data.pop("lease_token")
     error = None
@@ -293,7 +319,7 @@ async def handle_delivery(node: Node, delivery: Delivery, raw: bytes) -> dict[st
     if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType(f"Expected Content-Type application/json, got {mimetype!r}.")
     body = parse_json_object(raw)
-    event = body.opt_str("event", aliases=("type",), max_len=128) or delivery.github_event
+    event = _optional_str(body, "event", "type", 128) or delivery.github_event
     outcome = await _apply(node, body, event, verdict)
     return {"accepted": True, "scheme": verdict.scheme, "delivery_id": verdict.delivery_id, **outcome}
 
