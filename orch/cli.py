@@ -61,10 +61,12 @@ def _load(args: argparse.Namespace, **overrides: object) -> Config:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from orch.datadir_lock import DataDirInUse
+    from orch.malloc_tuning import limit_arenas
     from orch.server import BindError, run_node  # keep `orch --help` fast
 
     config = _load(args, **{"server.host": args.host, "server.port": args.port})
     configure_logging(config.logging.level)
+    limit_arenas()  # before the SQLite threads start (see orch.malloc_tuning)
 
     async def serve() -> None:
         async with trio.open_nursery() as nursery:

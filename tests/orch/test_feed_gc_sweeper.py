@@ -30,3 +30,18 @@ async def test_the_sweep_waits_one_check_for_closing_connections_to_unwind(
         await trio.sleep(10.0)
         assert sweeper.sweeps == 1  # nothing closed since
         nursery.cancel_scope.cancel()
+
+
+async def test_free_heap_memory_is_handed_back_to_the_os_once_per_trim_interval(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sweeper = GarbageSweeper(2.0, trim_every=60.0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sweeper.run, lambda: 0)
+        await trio.sleep(59.0)
+        assert sweeper.trims == 0
+        await trio.sleep(2.0)
+        assert sweeper.trims == 1
+        await trio.sleep(120.0)
+        assert sweeper.trims == 3
+        nursery.cancel_scope.cancel()
