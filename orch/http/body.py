@@ -95,6 +95,31 @@ def _too_deep(value: dict[str, Any]) -> bool:
     return False
 
 
+_BRACKETS = b"[]{}"
+_TO_SHAPE = bytes.maketrans(_BRACKETS, b"()()")
+_NOT_SHAPE = bytes(c for c in range(256) if c not in b'"[]{}')
+
+
+def _deeper_than_limit(raw: bytes, value: dict[str, Any]) -> bool:
+    """`_too_deep(value)`, read from the text of `raw` (its valid JSON) with byte operations when it can.
+
+    Without backslashes every quote opens or closes a string, so deleting all but quotes and brackets
+    leaves `""` for each string free of brackets; when no quote is left, what remains is the nesting
+    itself, `()` for every container, and each pass of removing `()` takes exactly one level off.
+    Walking the parsed value instead was most of the parse of a 1,000-task batch.
+    """
+    if b"\\" in raw:
+        return _too_deep(value)
+    shape = raw.translate(_TO_SHAPE, _NOT_SHAPE).replace(b'""', b"")
+    if b'"' in shape:  # a string holds a bracket: the walk decides
+        return _too_deep(value)
+    for _ in range(_MAX_DEPTH):
+        if not shape:
+            return False
+        shape = shape.replace(b"()", b"")
+    return bool(shape)
+
+
 _DIGIT_TO_NINE = bytes.maketrans(b"0123456789", b"9" * 10)
 _LONG_NUMBER = b"9" * 19
 
@@ -127,7 +152,7 @@ def parse_json_object(raw: bytes) -> JsonObject:
         value = _strict_parse(raw)
     if not isinstance(value, dict):
         raise ValidationFailed("", f"the body must be a JSON object, got {_kind(value)}")
-    if raw.count(b"[") + raw.count(b"{") > _MAX_DEPTH and _too_deep(value):
+    if raw.count(b"[") + raw.count(b"{") > _MAX_DEPTH and _deeper_than_limit(raw, value):
         raise MalformedJson(f"JSON nested deeper than {_MAX_DEPTH} levels.")
     return JsonObject(value)
 

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import json
+import random
+from typing import Any
+
 import pytest
 
-from orch.http.body import JsonObject, parse_json_object
+from orch.http.body import JsonObject, _deeper_than_limit, _too_deep, parse_json_object
 from orch.http.problems import MalformedJson, ValidationFailed
 
 
@@ -136,3 +140,27 @@ def test_integers_too_large_for_a_float_are_a_422_not_a_crash() -> None:
     assert fail(lambda: body.req_number("m")).field == "m"
     assert fail(lambda: body.opt_number("n", max=5.0)).problem.startswith("must be <= 5.0")
     assert body.opt_number("x", default=2.0) == 2.0
+
+
+def _random_json(rng: random.Random, depth: int, texts: list[str]) -> Any:
+    kind = rng.randrange(6) if depth < 40 else 0
+    if kind == 0:
+        return rng.choice([1, 2.5, None, True, *texts])
+    if kind in (1, 2):
+        return [_random_json(rng, depth + 1, texts) for _ in range(rng.randrange(3))]
+    return {rng.choice(texts) + str(i): _random_json(rng, depth + 1, texts) for i in range(rng.randrange(3))}
+
+
+def test_the_depth_limit_read_from_the_text_agrees_with_the_walk_of_the_value() -> None:
+    rng = random.Random(11)
+    plain, awkward = ["", "a", "k", "é"], ["[", "{}", "]]", '"', "\\", "[\\"]
+    for _ in range(3000):
+        texts = plain if rng.random() < 0.5 else plain + awkward  # awkward: strings the text check skips
+        inner: Any = _random_json(rng, 2, texts)
+        for _ in range(rng.randrange(26, 34)):  # around the limit of 32 levels
+            inner = [inner] if rng.random() < 0.5 else {rng.choice(texts): inner}
+        value = {"v": inner}
+        raw = json.dumps(value, ensure_ascii=rng.random() < 0.5).encode()
+        assert _deeper_than_limit(raw, value) == _too_deep(value), raw
+    batch = {"tasks": [{"core_id": "C", "metadata": {"n": i}} for i in range(1000)]}
+    assert not _deeper_than_limit(json.dumps(batch).encode(), batch)
