@@ -144,15 +144,20 @@ def _plain_spec(item: Any, fields: frozenset[str] = _PLAIN_FIELDS, header_key: s
     stay = get("stay")
     if stay is not None and type(stay) is not bool:
         raise _NotPlain
+    # Absent members skip their checker: a bulk client sends few of them, and calls add up per item.
+    priority = get("priority")
+    timeout = get("timeout")
+    attempts = get("max_attempts")
+    delay, at = get("delay"), get("not_before")
     return TaskSpec(
-        core_id=core_id,
-        priority=_plain_int(get("priority"), 0, PRIORITY_MIN, PRIORITY_MAX),
-        timeout=_plain_number(get("timeout"), 0.001, MAX_TIMEOUT),
-        metadata=dict(metadata) if metadata is not None else {},
-        stay=stay is True,
-        idempotency_key=key,
-        max_attempts=_plain_int(get("max_attempts"), 3, 1, 1000),
-        not_before=_plain_not_before(get("delay"), get("not_before")),
+        core_id,
+        0 if priority is None else _plain_int(priority, 0, PRIORITY_MIN, PRIORITY_MAX),
+        None if timeout is None else _plain_number(timeout, 0.001, MAX_TIMEOUT),
+        {} if metadata is None else dict(metadata),
+        stay is True,
+        key,
+        3 if attempts is None else _plain_int(attempts, 3, 1, 1000),
+        None if delay is None and at is None else _plain_not_before(delay, at),
     )
 
 
