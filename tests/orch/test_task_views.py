@@ -1,4 +1,5 @@
-"""The API's timestamps: `iso` writes exactly what datetime writes, cached or not."""
+"""The API's timestamps: `iso` writes exactly what datetime writes, cached or not; the dispatch answer is
+the task's shape plus the acceptance members."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from orch.http.task_views import iso
+from actors.dispatcher.messages import DispatchAccepted, TaskStatus, TaskView
+from orch.http.task_views import accepted_json, iso, task_json
 
 EDGES = [
     0.0, 0.0005, 0.0004999, 0.9999995, 0.9999994, 1.9999995, 1e9 + 0.9999995, 1764227581.123456,
@@ -35,3 +37,35 @@ def test_iso_matches_datetime_on_random_and_repeated_timestamps() -> None:
 
 def test_iso_keeps_none() -> None:
     assert iso(None) is None
+
+
+def _view(**changes: object) -> TaskView:
+    fields: dict[str, object] = {
+        "id": "t1", "core_id": "C", "priority": 2, "status": TaskStatus.QUEUED, "attempts": 0,
+        "max_attempts": 3, "timeout_s": None, "metadata": {"k": 1}, "stay": False, "idempotency_key": None,
+        "not_before": 1764227581.5, "claimed_by": None, "lease_expires_at": None, "deadline_at": None,
+        "cancel_requested": False, "progress": None, "result": None, "error": None,
+        "created_at": 1764227581.5, "updated_at": 1764227581.5, "finished_at": None,
+    }  # fmt: skip
+    fields.update(changes)
+    return TaskView(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "view",
+    [
+        _view(),
+        _view(
+            status=TaskStatus.SUCCEEDED, timeout_s=2.5, idempotency_key="k", claimed_by="w",
+            lease_expires_at=1.25, deadline_at=2.5, cancel_requested=True, progress={"p": 1},
+            result={"r": [1]}, error="e", finished_at=1764227582.0, stay=True,
+        ),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("start", [None, 1764227590.25])
+def test_accepted_json_is_task_json_plus_the_acceptance(view: TaskView, start: float | None) -> None:
+    accepted = DispatchAccepted(task=view, created=False, queue_position=7, estimated_start=start)
+    expected = {**task_json(view), "created": False, "queue_position": 7, "estimated_start": iso(start)}
+    answer = accepted_json(accepted)
+    assert answer == expected
+    assert list(answer) == list(expected)  # the same member order
