@@ -108,41 +108,12 @@ def task_json(task: TaskView) -> dict[str, Any]:
 
 
 def accepted_json(accepted: DispatchAccepted) -> dict[str, Any]:
-    """A dispatch answer: the task plus `created`, `queue_position` and `estimated_start`.
-
-    `task_json`'s members spelled out again in one literal: a batch answers up to 1,000 of these, and
-    the call plus three inserts into the built dict were a fifth of the cost.
-    """
-    task = accepted.task
-    lease, deadline, finished = task.lease_expires_at, task.deadline_at, task.finished_at
-    progress, result, start = task.progress, task.result, accepted.estimated_start
-    return {
-        "task_id": task.id,
-        "core_id": task.core_id,
-        "status": str(task.status),
-        "priority": task.priority,
-        "attempts": task.attempts,
-        "max_attempts": task.max_attempts,
-        "timeout": task.timeout_s,
-        "metadata": dict(task.metadata),
-        "stay": task.stay,
-        "idempotency_key": task.idempotency_key,
-        "not_before": iso(task.not_before),
-        "claimed_by": task.claimed_by,
-        "lease_expires_at": None if lease is None else iso(lease),
-        "deadline_at": None if deadline is None else iso(deadline),
-        "cancel_requested": task.cancel_requested,
-        "progress": None if progress is None else dict(progress),
-        "result": None if result is None else dict(result),
-        "error": task.error,
-        "created_at": iso(task.created_at),
-        "updated_at": iso(task.updated_at),
-        "finished_at": None if finished is None else iso(finished),
-        "finished": task.status in FINAL_STATUSES,
-        "created": accepted.created,
-        "queue_position": accepted.queue_position,
-        "estimated_start": None if start is None else iso(start),
-    }
+    """A dispatch answer: the task plus `created`, `queue_position` and `estimated_start`."""
+    body = task_json(accepted.task)
+    body["created"] = accepted.created
+    body["queue_position"] = accepted.queue_position
+    body["estimated_start"] = iso(accepted.estimated_start)
+    return body
 
 
 def claim_json(claimed: ClaimedTask) -> dict[str, Any]:
