@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from actors.storage import Database, Migration, SchemaTooNewError
+from actors.storage.schema import STORAGE_MIGRATIONS
 
 
 def _recording(log: list[int], version: int) -> Migration:
@@ -111,22 +112,7 @@ async def test_storage_component_name_is_reserved(db_path: Path) -> None:
             await db.migrate("storage", [])
 
 
-_V1_EVENTS = """
-    CREATE TABLE events (
-        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
-        ts      REAL NOT NULL,
-        type    TEXT NOT NULL,
-        topic   TEXT NOT NULL,
-        subject TEXT,
-        core_id TEXT,
-        data    TEXT NOT NULL
-    );
-    CREATE INDEX events_subject_seq ON events (subject, seq);
-    CREATE INDEX events_core_id_seq ON events (core_id, seq);
-    CREATE INDEX events_topic_seq ON events (topic, seq);
-    CREATE TABLE schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL);
-    PRAGMA user_version = 1;
-"""
+_V1_EVENTS = STORAGE_MIGRATIONS[0] + "PRAGMA user_version = 1;"  # the version-1 schema as shipped
 
 
 def _version_1_database(path: Path, events: int, pruned_after: int) -> None:
