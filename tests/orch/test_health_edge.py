@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-import trio
 
 from orch.http.raw_health import raw_health_routes
 from orch.node import ComponentHealth
@@ -102,29 +101,6 @@ async def test_a_failing_health_check_is_the_same_500_problem(
     assert raw["status"] == 500
     assert raw["headers"]["content-type"] == "application/problem+json"
     assert raw["body"]["instance"] == "/health" and raw["body"]["request_id"] == "hc-1"
-
-
-async def test_a_check_in_flight_when_shutdown_begins_is_a_503_shutting_down(node: RunningNode) -> None:
-    entered, release = trio.Event(), trio.Event()
-
-    async def slow() -> ComponentHealth:
-        entered.set()
-        await release.wait()
-        return ComponentHealth("up")
-
-    node.node.add_health_probe("slow", slow)
-    answers: list[httpx.Response] = []
-    async with httpx.AsyncClient(base_url=node.url) as http, trio.open_nursery() as nursery:
-
-        async def check() -> None:
-            answers.append(await http.get("/health"))
-
-        nursery.start_soon(check)
-        await entered.wait()
-        node.node.request_shutdown()
-        release.set()
-    assert (answers[0].status_code, answers[0].json()["status"]) == (503, "shutting_down")
-    assert answers[0].headers["cache-control"] == "no-store"
 
 
 async def test_raw_health_checks_are_counted_and_logged_under_their_route(
