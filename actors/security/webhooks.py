@@ -181,7 +181,7 @@ class WebhookVerifier:
                 delivery = self._signature(h["x-signature"], body, now)
         except _Reject as r:
             return WebhookVerdict(False, r.status, r.reason, scheme, delivery)
-        if delivery is None:  # the X-Signature scheme has no delivery id: one verdict fits every acceptance
+        if scheme == "signature" and delivery is None:  # no delivery id: one verdict fits every acceptance
             return _SIGNATURE_OK
         return WebhookVerdict(True, 200, "ok", scheme, delivery)
 
