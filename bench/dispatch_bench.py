@@ -161,21 +161,21 @@ def commits(db: Database, before: DatabaseStats, cpu_before: float, n: int) -> s
 
 async def report_all(ref: Ref, db: Database, args: argparse.Namespace) -> RunFigures:
     before, cpu = db.statistics(), time.process_time()
-    batched = rate = await batched_dispatch(ref, "bulk", args.batched, args.batch, args.senders)
+    batched = await batched_dispatch(ref, "bulk", args.batched, args.batch, args.senders)
     print(
-        f"batched dispatch   {rate:8,.0f} tasks/s   {args.batched:,} in batches of {args.batch},"
+        f"batched dispatch   {batched:8,.0f} tasks/s   {args.batched:,} in batches of {args.batch},"
         f" {commits(db, before, cpu, args.batched)}"
     )
     before, cpu = db.statistics(), time.process_time()
-    single = rate = await single_dispatches(ref, "single", args.singles, args.clients)
+    single = await single_dispatches(ref, "single", args.singles, args.clients)
     print(
-        f"single dispatches  {rate:8,.0f} tasks/s   {args.clients} concurrent callers,"
+        f"single dispatches  {single:8,.0f} tasks/s   {args.clients} concurrent callers,"
         f" {commits(db, before, cpu, args.singles)}"
     )
     before, cpu = db.statistics(), time.process_time()
-    cycles = rate = await claim_complete(ref, "single", args.cycles, args.workers)
+    cycles = await claim_complete(ref, "single", args.cycles, args.workers)
     print(
-        f"claim+complete     {rate:8,.0f} cycles/s  {args.workers} concurrent workers,"
+        f"claim+complete     {cycles:8,.0f} cycles/s  {args.workers} concurrent workers,"
         f" {commits(db, before, cpu, args.cycles)}"
     )
     await batched_dispatch(ref, "deep", args.queued, 1000, 1)

@@ -54,8 +54,7 @@ def _events_without_autoincrement(conn: sqlite3.Connection) -> None:
     """
     found = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
     high_water = 0 if found is None else int(found[0])
-    for statement in split_sql(_EVENTS_V2):
-        conn.execute(statement)
+    run_migration(conn, _EVENTS_V2)
     newest = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
     if high_water > newest:
         conn.execute(
