@@ -3,7 +3,8 @@ connection), and the full worker cycle (claim -> heartbeat -> report for a windo
 Durability is checked as for HTTP: every acknowledged task is in the store after SIGTERM.
 
 `ws-dispatch` sends `BENCH_WS_DISPATCH_BATCH` tasks per request (default 1: single `dispatch` ops; above 1:
-`dispatch_batch`), 20 requests in flight per socket.
+`dispatch_batch`), `BENCH_WS_DISPATCH_WINDOW` requests in flight per socket (default 20; with batches of
+1,000, 2 keeps a call about as long as an HTTP batch of 1,000 at 16 clients).
 
 `ws-cycle` batches as high-throughput workers do (environment variables, read when the scenario starts):
 
@@ -206,11 +207,12 @@ def run_dispatch(options: Options) -> ScenarioResult:
             return bench.result
         node = next(t for t in bench.targets() if t.name == NODE)
         d = batch_setting("BENCH_WS_DISPATCH_BATCH", 1)
-        group = "ws dispatch x20" if d == 1 else f"ws dispatch_batch x20 of {d}"
+        w = batch_setting("BENCH_WS_DISPATCH_WINDOW", 20)
+        group = f"ws dispatch x{w}" if d == 1 else f"ws dispatch_batch x{w} of {d}"
         acked: list[str] = []
         for clients in options.clients:
             for run in range(options.runs):
-                groups = [Group(group, WsDispatch(batch=d), clients, headers=bench.auth_headers())]
+                groups = [Group(group, WsDispatch(window=w, batch=d), clients, headers=bench.auth_headers())]
                 load, _ = bench.measure(node, groups, run=run)
                 acked += load.groups[group].acks
         bench.stop_node()
