@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +120,12 @@ class TaskRow:
 
     def save(self, conn: sqlite3.Connection) -> None:
         """Write back the columns that changed since the row was read."""
+        update = self.update()
+        if update is not None:
+            conn.execute(*update)
+
+    def update(self) -> tuple[str, tuple[Any, ...]] | None:
+        """The UPDATE (statement, parameters) that writes back what changed since the row was read, if any."""
         loaded = self.loaded
         old_progress, old_result = self.loaded_json
         values = (
@@ -130,14 +136,24 @@ class TaskRow:
             self.error, self.updated_at, self.finished_at,
         )  # fmt: skip
         changed = tuple([i for i in _INDEXES if values[i] != loaded[_POSITIONS[i]]])
-        if changed:
-            conn.execute(_update_sql(changed), (*(values[i] for i in changed), self.seq))
+        if not changed:
+            return None
+        return _update_sql(changed), (*(values[i] for i in changed), self.seq)
 
 
 def select_one(conn: sqlite3.Connection, task_id: str) -> TaskRow | None:
     """The row of ``task_id``, if any."""
     r = conn.execute(f"SELECT {COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
     return None if r is None else TaskRow.from_sql(r)
+
+
+def select_ids(conn: sqlite3.Connection, task_ids: Iterable[str]) -> dict[str, tuple[Any, ...]]:
+    """The rows (selected as ``COLUMNS``, not decoded) of those of ``task_ids`` that exist, by id."""
+    ids = json.dumps(list(task_ids))  # stdlib: escapes what orjson refuses (lone surrogates)
+    return {r[1]: r for r in conn.execute(_SELECT_IDS, (ids,))}
+
+
+_SELECT_IDS = f"SELECT {COLUMNS} FROM tasks WHERE id IN (SELECT value FROM json_each(?))"
 
 
 def select_many(conn: sqlite3.Connection, sql_tail: str, params: tuple[Any, ...]) -> list[TaskRow]:

@@ -3,6 +3,13 @@
 Invariant that makes this safe without a SAVEPOINT per command: every op refuses (raises its domain error)
 before its first write or event, so a refused command leaves nothing behind. `execute` checks it with the
 connection's change counter and fails the whole batch if an op ever broke it.
+
+Holders' messages (heartbeats and reports, the bulk of a worker's traffic) run in *runs*: consecutive ones
+on distinct tasks read their rows in one SELECT and write in one ``executemany`` per statement shape plus one
+`Tx.emit_run` (`Writes`). Each item is still checked on its own against its row as read; its events are
+kept by a deferred `Step` and its UPDATE is queued only once it succeeded, so a refused item leaves nothing
+behind and yields its error in its place. Events keep the item order (consecutive seqs); the row of a task
+named twice is re-read by starting a new run at the repeat.
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ from . import sqlite_ops as ops
 from . import sqlite_reports as reports
 from . import sqlite_status as status_ops
 from .messages import DispatcherError
-from .sqlite_ops import Rules
+from .rows import select_ids
+from .sqlite_ops import Rules, Step, Writes
 from .store import (
     CancelCmd,
     Command,
@@ -30,31 +38,69 @@ from .store import (
     SetStatusCmd,
 )
 
+HolderCmd = HeartbeatCmd | ReportCmd
+OtherCmd = DispatchCmd | CancelCmd | RequeueCmd | SetStatusCmd | ReleaseCmd
+Result = Outcome[Any] | DispatcherError
 
-def execute(
-    tx: Tx, rules: Rules, commands: Sequence[Command], now: float
-) -> list[Outcome[Any] | DispatcherError]:
+
+def execute(tx: Tx, rules: Rules, commands: Sequence[Command], now: float) -> list[Result]:
     """Apply ``commands`` in order; a refused one yields its error in its place."""
-    results: list[Outcome[Any] | DispatcherError] = []
+    results: list[Result] = []
+    run: list[HolderCmd] = []
+    ids: set[str] = set()
     for command in commands:
-        before = tx.conn.total_changes
-        try:
-            results.append(_run(tx, rules, command, now))
-        except DispatcherError as error:
-            if tx.conn.total_changes != before:
-                raise RuntimeError(f"{type(command).__name__} wrote before refusing: {error}") from error
-            results.append(error)
+        if isinstance(command, HeartbeatCmd | ReportCmd):
+            if command.task_id in ids:  # a task named again: its row must be read after the run's writes
+                results += _run_holders(tx, rules, run, now)
+                run, ids = [], set()
+            run.append(command)
+            ids.add(command.task_id)
+            continue
+        if run:
+            results += _run_holders(tx, rules, run, now)
+            run, ids = [], set()
+        results.append(_run_checked(tx, rules, command, now))
+    if run:
+        results += _run_holders(tx, rules, run, now)
     return results
 
 
-def _run(tx: Tx, rules: Rules, command: Command, now: float) -> Outcome[Any]:
+def _run_holders(tx: Tx, rules: Rules, run: Sequence[HolderCmd], now: float) -> list[Result]:
+    found = select_ids(tx.conn, [command.task_id for command in run])
+    writes = Writes()
+    results: list[Result] = []
+    for command in run:
+        step = Step(tx, now, deferred=True)
+        try:
+            match command:
+                case HeartbeatCmd():
+                    results.append(ops.heartbeat(step, writes, found.get(command.task_id), command))
+                case ReportCmd():
+                    results.append(reports.report(step, writes, rules, found.get(command.task_id), command))
+                case _:
+                    assert_never(command)
+        except DispatcherError as error:
+            results.append(error)
+        else:
+            writes.take(step)
+    writes.flush(tx)
+    return results
+
+
+def _run_checked(tx: Tx, rules: Rules, command: OtherCmd, now: float) -> Result:
+    before = tx.conn.total_changes
+    try:
+        return _run(tx, rules, command, now)
+    except DispatcherError as error:
+        if tx.conn.total_changes != before:
+            raise RuntimeError(f"{type(command).__name__} wrote before refusing: {error}") from error
+        return error
+
+
+def _run(tx: Tx, rules: Rules, command: OtherCmd, now: float) -> Outcome[Any]:
     match command:
         case DispatchCmd(specs=specs, metadata_json=metadata):
             return sqlite_dispatch.dispatch(tx, rules, specs, metadata, now)
-        case HeartbeatCmd(task_id=task_id, lease_token=token, lease_s=lease_s, progress=progress):
-            return ops.heartbeat(tx, task_id, token, lease_s, progress, now)
-        case ReportCmd(task_id=task_id, lease_token=token, status=status, result=result, error=error):
-            return reports.report(tx, rules, task_id, token, status, result, error, command.progress, now)
         case CancelCmd(task_id=task_id, reason=reason):
             return reports.cancel(tx, task_id, reason, now)
         case RequeueCmd(task_id=task_id, reset_attempts=reset):

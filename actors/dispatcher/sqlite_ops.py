@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from actors.storage import Tx
+from actors.storage import Tx, TypedEventItem
 
 from .ids import new_lease_token
 from .lifecycle import EVENT_TYPES, FINISHED, HELD, check_transition
@@ -26,7 +26,7 @@ from .messages import (
 )
 from .policy import AgingRule, RetryPolicy
 from .rows import TaskRow, select_many, select_one
-from .store import Change, ClaimRequest, Outcome
+from .store import Change, ClaimRequest, HeartbeatCmd, Outcome
 
 S = TaskStatus
 T = TypeVar("T")
@@ -43,14 +43,26 @@ class Rules:
 
 
 class Step:
-    """Collects the status changes (and their events) of one op."""
+    """Collects the status changes (and their events) of one op.
 
-    __slots__ = ("changes", "now", "tx")
+    Events are emitted as they happen, or, for a ``deferred`` step, kept in ``events`` for the caller to
+    write with `Writes` once the op has fully succeeded (so that a refused op leaves nothing behind).
+    """
 
-    def __init__(self, tx: Tx, now: float) -> None:
+    __slots__ = ("changes", "events", "now", "tx")
+
+    def __init__(self, tx: Tx, now: float, *, deferred: bool = False) -> None:
         self.tx = tx
         self.now = now
         self.changes: list[Change] = []
+        self.events: list[TypedEventItem] | None = [] if deferred else None
+
+    def emit(self, type: str, row: TaskRow, data: Mapping[str, Any]) -> None:
+        """An event about ``row``: emitted now, or kept if the step is deferred."""
+        if self.events is None:
+            self.tx.emit(type, subject=row.id, core_id=row.core_id, data=data)
+        else:
+            self.events.append((type, row.id, row.core_id, data))
 
     def move(self, row: TaskRow, target: TaskStatus, data: Mapping[str, Any]) -> None:
         """Check and apply ``row.status -> target`` on the row copy, emit its event, record the change."""
@@ -59,11 +71,52 @@ class Step:
         row.status = target
         row.updated_at = self.now
         row.finished_at = self.now if target in FINISHED else None
-        self.tx.emit(EVENT_TYPES[target], subject=row.id, core_id=row.core_id, data=data)
+        self.emit(EVENT_TYPES[target], row, data)
 
     def outcome(self, value: T) -> Outcome[T]:
         """``value`` with the changes recorded so far."""
         return Outcome(value, tuple(self.changes))
+
+
+class Writes:
+    """The UPDATEs and events of several ops on distinct rows, written together by `flush`.
+
+    One ``executemany`` per statement shape and one `Tx.emit_run` for all events (seqs in the order the
+    ops kept them): the rows are distinct, so the order of their UPDATEs does not matter.
+    """
+
+    __slots__ = ("events", "statements")
+
+    def __init__(self) -> None:
+        self.statements: dict[str, list[tuple[Any, ...]]] = {}
+        self.events: list[TypedEventItem] = []
+
+    def add(self, sql: str, params: tuple[Any, ...]) -> None:
+        """Queue one statement."""
+        runs = self.statements.get(sql)
+        if runs is None:
+            self.statements[sql] = [params]
+        else:
+            runs.append(params)
+
+    def save(self, row: TaskRow) -> None:
+        """Queue the UPDATE of ``row``, if it changed."""
+        update = row.update()
+        if update is not None:
+            self.add(*update)
+
+    def take(self, step: Step) -> None:
+        """Queue the events a deferred ``step`` kept."""
+        if step.events:
+            self.events.extend(step.events)
+
+    def flush(self, tx: Tx) -> None:
+        """Write what was queued."""
+        for sql, params in self.statements.items():
+            tx.conn.executemany(sql, params)
+        tx.emit_run(self.events)
+        self.statements.clear()
+        self.events.clear()
 
 
 def load(tx: Tx, task_id: str) -> TaskRow:
@@ -87,13 +140,14 @@ def claim(
     tx: Tx, core_id: str, requests: Sequence[ClaimRequest], now: float, also: Sequence[str] = ()
 ) -> Outcome[list[ClaimedTask]]:
     """Claim the best-ranked due tasks of ``core_id`` (and of the cores in ``also``), one per request."""
-    step = Step(tx, now)
     n = len(requests)
     rows = select_many(tx.conn, _CLAIMABLE, (core_id, now, n))
     if also:  # one ordered index range per core, merged: still O(n log depth), never a sort of a queue
         for other in also:
             rows.extend(select_many(tx.conn, _CLAIMABLE, (other, now, n)))
         rows = sorted(rows, key=lambda r: (r.rank, r.seq))[:n]
+    step = Step(tx, now, deferred=True)
+    writes = Writes()
     out: list[ClaimedTask] = []
     for row, request in zip(rows, requests, strict=False):
         row.attempts += 1
@@ -111,8 +165,10 @@ def claim(
         if row.core_id != core_id:
             data["claimed_for"] = core_id  # taken by a fallback core's worker
         step.move(row, S.CLAIMED, data)
-        row.save(tx.conn)
+        writes.save(row)
         out.append(ClaimedTask(row.view(), row.lease_token))
+    writes.take(step)
+    writes.flush(tx)
     return step.outcome(out)
 
 
@@ -135,60 +191,56 @@ def release(tx: Tx, task_id: str, lease_token: str, now: float) -> Outcome[bool]
 
 def held(tx: Tx, task_id: str, lease_token: str) -> TaskRow:
     """The row of a task held under ``lease_token``, or `StaleLease` / `TaskNotFound`."""
-    row = load(tx, task_id)
+    return holding(load(tx, task_id), lease_token)
+
+
+def holding(row: TaskRow, lease_token: str) -> TaskRow:
+    """``row`` if its task is held under ``lease_token``, else `StaleLease`."""
     if row.status not in HELD or not row.holds(lease_token):
-        raise StaleLease(task_id)
+        raise StaleLease(row.id)
     return row
 
 
-_HOLDER = "SELECT seq, status, lease_token, lease_s, cancel_requested FROM tasks WHERE id = ?"
 _HELD_VALUES = frozenset(status.value for status in HELD)
-
-
-def heartbeat(
-    tx: Tx,
-    task_id: str,
-    lease_token: str,
-    lease_s: float | None,
-    progress: Mapping[str, Any] | None,
-    now: float,
-) -> Outcome[HeartbeatAck]:
-    """Extend a held task's lease (a lapsed lease not yet swept still counts as held)."""
-    if progress is not None:
-        return _heartbeat_with_progress(tx, task_id, lease_token, lease_s, progress, now)
-    # The common heartbeat: a narrow read of the lease columns and one UPDATE, no event, no row decode.
-    found = tx.conn.execute(_HOLDER, (task_id,)).fetchone()
-    if found is None:
-        raise TaskNotFound(task_id)
-    seq, status, token, stored_lease, cancel_requested = found
-    if status not in _HELD_VALUES or token is None or not hmac.compare_digest(token, lease_token):
-        raise StaleLease(task_id)
-    expires = now + (lease_s if lease_s is not None else (stored_lease or 0.0))
-    if lease_s is None or lease_s == stored_lease:
-        tx.conn.execute(_EXTEND, (expires, now, seq))
-    else:
-        tx.conn.execute(_EXTEND_NEW_LEASE, (lease_s, expires, now, seq))
-    return Outcome(HeartbeatAck(task_id, expires, bool(cancel_requested)), ())
-
-
 _EXTEND = "UPDATE tasks SET lease_expires_at = ?, updated_at = ? WHERE seq = ?"
 _EXTEND_NEW_LEASE = "UPDATE tasks SET lease_s = ?, lease_expires_at = ?, updated_at = ? WHERE seq = ?"
 
 
-def _heartbeat_with_progress(
-    tx: Tx,
-    task_id: str,
-    lease_token: str,
-    lease_s: float | None,
-    progress: Mapping[str, Any],
-    now: float,
+def heartbeat(
+    step: Step, writes: Writes, found: tuple[Any, ...] | None, cmd: HeartbeatCmd
 ) -> Outcome[HeartbeatAck]:
-    row = held(tx, task_id, lease_token)
-    if lease_s is not None:
-        row.lease_s = lease_s
-    row.lease_expires_at = now + (row.lease_s or 0.0)
-    row.updated_at = now
+    """Extend a held task's lease (a lapsed lease not yet swept still counts as held).
+
+    ``found``: the task's row as `select_ids` read it. Writes go to ``writes``, events to ``step``.
+    """
+    if found is None:
+        raise TaskNotFound(cmd.task_id)
+    if cmd.progress is not None:
+        return _heartbeat_with_progress(step, writes, TaskRow.from_sql(found), cmd, cmd.progress)
+    # The common heartbeat: no row decode, one narrow UPDATE, no event.
+    seq, status, token, stored_lease, cancel_requested = (
+        found[0], found[4], found[13], found[14], found[18],
+    )  # fmt: skip
+    if status not in _HELD_VALUES or token is None or not hmac.compare_digest(token, cmd.lease_token):
+        raise StaleLease(cmd.task_id)
+    now, lease_s = step.now, cmd.lease_s
+    expires = now + (lease_s if lease_s is not None else (stored_lease or 0.0))
+    if lease_s is None or lease_s == stored_lease:
+        writes.add(_EXTEND, (expires, now, seq))
+    else:
+        writes.add(_EXTEND_NEW_LEASE, (lease_s, expires, now, seq))
+    return Outcome(HeartbeatAck(cmd.task_id, expires, bool(cancel_requested)), ())
+
+
+def _heartbeat_with_progress(
+    step: Step, writes: Writes, row: TaskRow, cmd: HeartbeatCmd, progress: Mapping[str, Any]
+) -> Outcome[HeartbeatAck]:
+    holding(row, cmd.lease_token)
+    if cmd.lease_s is not None:
+        row.lease_s = cmd.lease_s
+    row.lease_expires_at = step.now + (row.lease_s or 0.0)
+    row.updated_at = step.now
     row.progress = progress
-    tx.emit("task.progress", subject=row.id, core_id=row.core_id, data={"progress": dict(progress)})
-    row.save(tx.conn)
+    step.emit("task.progress", row, {"progress": dict(progress)})
+    writes.save(row)
     return Outcome(HeartbeatAck(row.id, row.lease_expires_at, row.cancel_requested), ())

@@ -13,10 +13,10 @@ from typing import Any
 from actors.storage import Tx
 
 from .lifecycle import HELD
-from .messages import IllegalTransition, ReportStatus, StaleLease, TaskStatus, TaskView
+from .messages import IllegalTransition, ReportStatus, StaleLease, TaskNotFound, TaskStatus, TaskView
 from .rows import TaskRow
-from .sqlite_ops import Rules, Step, load
-from .store import Outcome
+from .sqlite_ops import Rules, Step, Writes, load
+from .store import Outcome, ReportCmd
 
 S = TaskStatus
 R = ReportStatus
@@ -40,60 +40,47 @@ def end_attempt(step: Step, rules: Rules, row: TaskRow, first: TaskStatus, data:
 
 
 def report(
-    tx: Tx,
-    rules: Rules,
-    task_id: str,
-    lease_token: str,
-    status: ReportStatus,
-    result: Mapping[str, Any] | None,
-    error: str | None,
-    progress: Mapping[str, Any] | None,
-    now: float,
+    step: Step, writes: Writes, rules: Rules, found: tuple[Any, ...] | None, cmd: ReportCmd
 ) -> Outcome[TaskView]:
-    """Apply a holder's report; a final status straight from claimed passes through running."""
-    row = load(tx, task_id)
-    if not row.holds(lease_token):
-        raise StaleLease(task_id)
+    """Apply a holder's report; a final status straight from claimed passes through running.
+
+    ``found``: the task's row as `select_ids` read it. Writes go to ``writes``, events to ``step``.
+    """
+    if found is None:
+        raise TaskNotFound(cmd.task_id)
+    row = TaskRow.from_sql(found)
+    status, progress = cmd.status, cmd.progress
+    if not row.holds(cmd.lease_token):
+        raise StaleLease(row.id)
     if row.status not in HELD:
         if row.status.value == status.value:  # a repeat of the report that ended the hold
             return Outcome(row.view(), ())
-        raise StaleLease(task_id)
-    step = Step(tx, now)
+        raise StaleLease(row.id)
     if row.status is S.CLAIMED and status is not R.CANCELLED:
         step.move(row, S.RUNNING, {"worker_id": row.claimed_by, "attempt": row.attempts})
     if progress is not None:
         row.progress = progress
-    _apply(tx, step, rules, row, status, result, error, progress)
+    _apply(step, rules, row, cmd)
     if step.changes or progress is not None or status is R.PROGRESS:
-        row.updated_at = now
-        row.save(tx.conn)
+        row.updated_at = step.now
+        writes.save(row)
     return step.outcome(row.view())
 
 
-def _apply(
-    tx: Tx,
-    step: Step,
-    rules: Rules,
-    row: TaskRow,
-    status: ReportStatus,
-    result: Mapping[str, Any] | None,
-    error: str | None,
-    progress: Mapping[str, Any] | None,
-) -> None:
-    match status:
+def _apply(step: Step, rules: Rules, row: TaskRow, cmd: ReportCmd) -> None:
+    match cmd.status:
         case R.RUNNING | R.PROGRESS:
-            if progress is not None or status is R.PROGRESS:
-                data = {"progress": dict(progress or {})}
-                tx.emit("task.progress", subject=row.id, core_id=row.core_id, data=data)
+            if cmd.progress is not None or cmd.status is R.PROGRESS:
+                step.emit("task.progress", row, {"progress": dict(cmd.progress or {})})
         case R.SUCCEEDED:
-            row.result = result
+            row.result = cmd.result
             row.lease_expires_at = row.deadline_at = None
-            step.move(row, S.SUCCEEDED, {"attempt": row.attempts, "result": dict(result or {})})
+            step.move(row, S.SUCCEEDED, {"attempt": row.attempts, "result": dict(cmd.result or {})})
         case R.FAILED:
-            row.error = error or "failed"
+            row.error = cmd.error or "failed"
             end_attempt(step, rules, row, S.FAILED, {"attempt": row.attempts, "error": row.error})
         case R.CANCELLED:
-            row.error = error
+            row.error = cmd.error
             row.lease_expires_at = row.deadline_at = None
             step.move(row, S.CANCELLED, {"reason": "worker", "cancel_requested": row.cancel_requested})
 

@@ -24,7 +24,7 @@ their SQL in their own ``store.py`` so a second dialect is a second file, not a 
 from .checkpoint import CheckpointPolicy
 from .database import MAX_BATCH, Database
 from .errors import DatabaseClosedError, SchemaTooNewError, StorageError, TransactionLostError
-from .events import EventItem, StoredEvent, Tx
+from .events import EventItem, StoredEvent, Tx, TypedEventItem
 from .opener import DatabaseOpener
 from .schema import Migration
 from .stats import DatabaseStats
@@ -43,4 +43,5 @@ __all__ = [
     "StoredEvent",
     "TransactionLostError",
     "Tx",
+    "TypedEventItem",
 ]

@@ -62,6 +62,9 @@ _MAX_INT64 = 2**63 - 1
 EventItem = tuple[str | None, str | None, Mapping[str, Any] | None]
 """One event of `Tx.emit_many`: ``(subject, core_id, data)``."""
 
+TypedEventItem = tuple[str, str | None, str | None, Mapping[str, Any] | None]
+"""One event of `Tx.emit_run`: ``(type, subject, core_id, data)``."""
+
 
 def encode_payload(data: Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
     """A private copy of ``data`` as it will read back from the table, and its JSON text.
@@ -119,46 +122,51 @@ class Tx:
         data: Mapping[str, Any] | None = None,
     ) -> StoredEvent:
         """INSERT an event into this transaction; it is published after COMMIT unless the op fails."""
-        self._check_open()
-        payload, text = encode_payload(data)
-        ts = time.time()
-        topic = topic_of(type)
-        cur = self.conn.execute(_INSERT_EVENT, (ts, type, topic, subject, core_id, text))
-        seq = cur.lastrowid
-        assert seq is not None
-        event = StoredEvent(seq, ts, type, topic, subject, core_id, payload)
-        self._emitted.append(event)
-        return event
+        return self.emit_run([(type, subject, core_id, data)])[0]
 
     def emit_many(self, type: str, items: Sequence[EventItem]) -> list[StoredEvent]:
-        """INSERT one ``type`` event per ``(subject, core_id, data)`` item in one statement run.
+        """INSERT one ``type`` event per ``(subject, core_id, data)`` item: `emit_run` of one type."""
+        return self.emit_run([(type, subject, core_id, data) for subject, core_id, data in items])
+
+    def emit_run(self, items: Sequence[TypedEventItem]) -> list[StoredEvent]:
+        """INSERT one event per ``(type, subject, core_id, data)`` item in one statement run.
 
         Same as calling `emit` for each item in order (each event is its own row with its own seq, published
         in seq order), but one ``executemany``: the rows get consecutive seqs (each new row gets the largest
-        seq + 1, and this connection is the only writer), so the last seq identifies them all.
+        seq + 1, and this connection is the only writer), so the last seq identifies them all. The events of
+        a run share one ``ts``. A payload that cannot be encoded raises before anything is inserted.
         """
         self._check_open()
         if not items:
             return []
         ts = time.time()
-        topic = topic_of(type)
+        rows: list[tuple[Any, ...]] = []
         payloads: list[dict[str, Any]] = []
-        params: list[tuple[Any, ...]] = []
-        for subject, core_id, data in items:
+        for type_, subject, core_id, data in items:
             payload, text = encode_payload(data)
             payloads.append(payload)
-            params.append((ts, type, topic, subject, core_id, text))
-        cur = self.conn.executemany(_INSERT_EVENT, params)
-        if cur.rowcount != len(params):
-            raise RuntimeError(f"emit_many inserted {cur.rowcount} of {len(params)} events")
-        last = self.conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-        first = last - len(params) + 1
+            rows.append((ts, type_, topic_of(type_), subject, core_id, text))
+        first = self._insert(rows)
         events = [
-            StoredEvent(first + i, ts, type, topic, subject, core_id, payload)
-            for i, ((subject, core_id, _), payload) in enumerate(zip(items, payloads, strict=True))
+            StoredEvent(first + i, ts, type_, topic, subject, core_id, payload)
+            for i, ((_, type_, topic, subject, core_id, _), payload) in enumerate(
+                zip(rows, payloads, strict=True)
+            )
         ]
         self._emitted.extend(events)
         return events
+
+    def _insert(self, params: list[tuple[Any, ...]]) -> int:
+        """INSERT the event rows; returns the seq of the first."""
+        if len(params) == 1:
+            seq = self.conn.execute(_INSERT_EVENT, params[0]).lastrowid
+            assert seq is not None
+            return seq
+        cur = self.conn.executemany(_INSERT_EVENT, params)
+        if cur.rowcount != len(params):
+            raise RuntimeError(f"emit_run inserted {cur.rowcount} of {len(params)} events")
+        last: int = self.conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        return last - len(params) + 1
 
     def delete_events(self, *, subject: str, topic: str) -> int:
         """Delete the events of ``subject`` in ``topic`` (retention), except the newest event of the log.

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from actors.storage import Database, StoredEvent, Tx
+from actors.storage import Database, StoredEvent, Tx, TypedEventItem
 
 
 async def test_emit_many_gives_each_event_its_own_consecutive_seq(
@@ -78,3 +78,33 @@ async def test_emit_many_after_the_op_is_refused(db: Database) -> None:
     leaked = await db.write(lambda tx: tx)
     with pytest.raises(RuntimeError):
         leaked.emit_many("task.queued", [("a", None, None)])
+
+
+async def test_emit_run_mixes_types_with_consecutive_seqs_in_item_order(
+    db: Database, published: list[StoredEvent]
+) -> None:
+    items: list[TypedEventItem] = [
+        ("task.running", "t1", "c1", {"attempt": 1}),
+        ("task.succeeded", "t1", "c1", {"attempt": 1, "result": {"ok": True}}),
+        ("lock.acquired", "l1", None, None),
+        ("task.running", "t2", "c2", {"attempt": 2}),
+    ]
+    events = await db.write(lambda tx: tx.emit_run(items))
+    assert [e.seq for e in events] == list(range(events[0].seq, events[0].seq + 4))
+    assert [(e.type, e.topic, e.subject, e.core_id, dict(e.data)) for e in events] == [
+        (t, t.partition(".")[0], s, c, d or {}) for t, s, c, d in items
+    ]
+    assert published == events
+    assert await db.events_after(0) == events  # live event == replayed event
+
+
+async def test_emit_run_with_one_bad_payload_inserts_nothing(
+    db: Database, published: list[StoredEvent]
+) -> None:
+    items: list[TypedEventItem] = [
+        ("task.running", "t1", None, {"ok": 1}),
+        ("task.progress", "t1", None, {"x": math.nan}),
+    ]
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        await db.write(lambda tx: tx.emit_run(items))
+    assert published == [] and await db.events_after(0) == []
