@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from .messages import TaskStatus, TaskView
 
@@ -44,17 +47,49 @@ def _update_sql(changed: tuple[int, ...]) -> str:
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+# As `policy.encode_json`: what orjson would write differently from the stdlib goes to the stdlib encoder.
+_ORJSON_STRICT = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+)
+_LONG_NUMBER = re.compile(r"\d{19}")
 
 
 def dumps(value: Mapping[str, Any] | None) -> str | None:
-    """Compact JSON text of a mapping (``None`` stays NULL)."""
+    """Compact JSON text of a mapping (``None`` stays NULL); ValueError for NaN or infinities.
+
+    orjson first; it writes NaN and infinities as null, so a text with a null in it (or a value orjson
+    refuses) is encoded again by the stdlib encoder, which refuses them.
+    """
     if value is None:
         return None
+    try:
+        text = orjson.dumps(value, option=_ORJSON_STRICT)
+        if b"null" not in text:
+            return text.decode()
+    except orjson.JSONEncodeError:
+        pass
     return _ENCODER.encode(value)
 
 
+def loads(text: str) -> Any:
+    """The value of a JSON text this module (or the dispatch path) wrote, as `json.loads` reads it.
+
+    orjson unless the text may hold an integer beyond 64 bits (which orjson reads as a float) or is one
+    orjson refuses (lone surrogates, numbers out of float range).
+    """
+    if _LONG_NUMBER.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
 def _loads(text: str | None) -> Mapping[str, Any] | None:
-    return None if text is None else json.loads(text)
+    return None if text is None else loads(text)
+
+
+_STATUSES = {status.value: status for status in TaskStatus}
 
 
 @dataclass(slots=True)
@@ -94,7 +129,7 @@ class TaskRow:
         """Decode a row selected as ``COLUMNS``."""
         progress, result = _loads(r[19]), _loads(r[20])
         return cls(
-            r[0], r[1], r[2], r[3], TaskStatus(r[4]), r[5], r[6], r[7], json.loads(r[8]), bool(r[9]), r[10],
+            r[0], r[1], r[2], r[3], _STATUSES[r[4]], r[5], r[6], r[7], loads(r[8]), bool(r[9]), r[10],
             r[11], r[12], r[13], r[14], r[15], r[16], r[17], bool(r[18]), progress, result,
             r[21], r[22], r[23], r[24], r, (progress, result),
         )  # fmt: skip

@@ -70,27 +70,43 @@ def encode_payload(data: Mapping[str, Any] | None) -> tuple[dict[str, Any], str]
     """A private copy of ``data`` as it will read back from the table, and its JSON text.
 
     A flat dict of str keys and JSON scalars (the common case) is encoded by orjson and survives the round
-    trip unchanged, so it is not decoded again (~5 us); anything else (tuples, nested objects, int keys,
-    enums) goes through the stdlib encoder and is decoded, so live and replayed events are equal. NaN and
-    infinities are refused with ValueError on both paths.
+    trip unchanged, so it is not decoded again (~5 us). A nested one is encoded and decoded by orjson and
+    taken if the copy equals it (plain JSON values only: tuples, enums, NaN, oversized ints and the like
+    come back different or make orjson refuse). Anything else goes through the stdlib encoder and is
+    decoded, so live and replayed events are equal. NaN and infinities are refused with ValueError.
     """
     payload = {} if data is None else dict(data)
-    for key, value in payload.items():
-        kind = type(value)
-        if type(key) is not str or kind not in _JSON_SCALARS:
-            break
-        if kind is float and not math.isfinite(value):
-            raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
-        if kind is int and not -_MAX_INT64 <= value <= _MAX_INT64:
-            break
-    else:
+    if _is_flat(payload):
         try:
             return payload, orjson.dumps(payload).decode()
         except orjson.JSONEncodeError:
             pass  # e.g. a lone surrogate, which orjson refuses and the stdlib escapes
+    else:
+        try:
+            raw = orjson.dumps(payload)
+        except orjson.JSONEncodeError:
+            raw = b""
+        if raw:
+            copy: dict[str, Any] = orjson.loads(raw)
+            if copy == payload:
+                return copy, raw.decode()
     text = _ENCODER.encode(payload)
     decoded: dict[str, Any] = json.loads(text)
     return decoded, text
+
+
+def _is_flat(payload: dict[Any, Any]) -> bool:
+    """True if every key is a str and every value a JSON scalar (int within int64); ValueError for a
+    non-finite float."""
+    for key, value in payload.items():
+        kind = type(value)
+        if type(key) is not str or kind not in _JSON_SCALARS:
+            return False
+        if kind is float and not math.isfinite(value):
+            raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
+        if kind is int and not -_MAX_INT64 <= value <= _MAX_INT64:
+            return False
+    return True
 
 
 def event_from_row(row: tuple[Any, ...]) -> StoredEvent:

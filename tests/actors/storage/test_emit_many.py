@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 import pytest
 
 from actors.storage import Database, StoredEvent, Tx, TypedEventItem
+from actors.storage.events import encode_payload
 
 
 async def test_emit_many_gives_each_event_its_own_consecutive_seq(
@@ -50,6 +52,9 @@ async def test_emit_many_of_nothing_inserts_nothing(db: Database, published: lis
         {1: "int key"},
         {"big": 2**70, "small": -(2**70)},
         {"text": "caf\u00e9 \U0001f600", "lone": "\ud800"},
+        {"attempt": 1, "result": {"ok": True, "n": [1, -0.0, 2.5e-300, None, 2**64 - 1], "s": "caf\u00e9"}},
+        {"nested": {"deep": [{"big": 2**64}, ("t",)]}},
+        {"nested": {"lone": "\ud800"}},
     ],
 )
 async def test_unusual_payloads_replay_exactly_as_published(
@@ -108,3 +113,20 @@ async def test_emit_run_with_one_bad_payload_inserts_nothing(
     with pytest.raises(ValueError, match="not JSON compliant"):
         await db.write(lambda tx: tx.emit_run(items))
     assert published == [] and await db.events_after(0) == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"attempt": 1, "result": {"ok": True, "n": [1, -0.0, 1e-7, None], "s": "caf\u00e9"}},
+        {"nested": [(1, 2), {"k": 2**64}]},
+        {"n": {"k": 2**63}},
+    ],
+)
+def test_a_nested_payload_reads_back_as_the_stdlib_decodes_its_text(data: dict[str, Any]) -> None:
+    payload, text = encode_payload(data)
+    assert payload == json.loads(text) == json.loads(json.dumps(data))
+    for key, value in data.items():
+        assert (
+            not isinstance(value, dict | list) or payload[key] is not value
+        )  # a deep copy: later changes to the caller's objects stay out
