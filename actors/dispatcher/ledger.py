@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from .lifecycle import ends_attempt
-from .messages import DispatchAccepted, TaskStatus
+from .messages import DispatchAccepted, TaskStatus, build_accepted
 from .policy import RateMeter, estimate_start
 from .store import Backlog, Change, Dispatched, Outcome
 
@@ -98,7 +98,7 @@ class Ledger:
                 eta = estimate_start(now, ahead, *capacity[core])
                 if eta is not None:
                     eta = max(eta, task.not_before)
-            accepted.append(DispatchAccepted(task, item.created, max(ahead, 0), eta))
+            accepted.append(build_accepted(task, item.created, max(ahead, 0), eta))
         self.bump(available)
         return accepted, available
 

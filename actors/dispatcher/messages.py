@@ -17,12 +17,14 @@ its events are committed. Domain errors map to HTTP at the edge: ``TaskNotFound`
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from actors.storage import StoredEvent
 from runtime import DomainError, Reply
+
+from .builders import positional_builder
 
 PRIORITY_MIN = -100
 PRIORITY_MAX = 100
@@ -147,6 +149,21 @@ class DispatchAccepted:
     estimated_start: float | None
 
 
+# fmt: off
+build_task_view: Callable[
+    [str, str, int, TaskStatus, int, int, float | None, Mapping[str, Any], bool, str | None, float,
+     str | None, float | None, float | None, bool, Mapping[str, Any] | None, Mapping[str, Any] | None,
+     str | None, float, float, float | None],
+    TaskView,
+] = positional_builder(TaskView)
+"""``TaskView(*fields)`` for a quarter of the cost (hot: one per dispatched or claimed task)."""
+build_accepted: Callable[[TaskView, bool, int, float | None], DispatchAccepted] = positional_builder(
+    DispatchAccepted
+)
+"""``DispatchAccepted(*fields)``, cheaper (one per dispatched task)."""
+# fmt: on
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimedTask:
     """A task handed to a worker; ``lease_token`` proves ownership in heartbeats and reports."""
@@ -253,6 +270,12 @@ class TaskSpec:
     not_before: float | None = None
 
 
+build_task_spec: Callable[
+    [str, int, float | None, Mapping[str, Any], bool, str | None, int, float | None], TaskSpec
+] = positional_builder(TaskSpec)
+"""``TaskSpec(*fields)`` with every field given, for a quarter of the cost (one per task of a batch)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Dispatch:
     """Queue one task for ``core_id`` (see ``TaskSpec`` for the fields)."""
@@ -284,15 +307,15 @@ class Dispatch:
 
     def spec(self) -> TaskSpec:
         """The task this message describes."""
-        return TaskSpec(
-            core_id=self.core_id,
-            priority=self.priority,
-            timeout=self.timeout,
-            metadata=self.metadata,
-            stay=self.stay,
-            idempotency_key=self.idempotency_key,
-            max_attempts=self.max_attempts,
-            not_before=self.not_before,
+        return build_task_spec(
+            self.core_id,
+            self.priority,
+            self.timeout,
+            self.metadata,
+            self.stay,
+            self.idempotency_key,
+            self.max_attempts,
+            self.not_before,
         )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from .messages import TaskStatus, TaskView
+from .messages import TaskStatus, TaskView, build_task_view
 
 COLUMNS = (
     "seq, id, core_id, priority, status, attempts, max_attempts, timeout_s, metadata, stay, idempotency_key,"
@@ -136,7 +136,7 @@ class TaskRow:
 
     def view(self) -> TaskView:
         """The public, immutable view (without the lease token)."""
-        return TaskView(
+        return build_task_view(
             self.id, self.core_id, self.priority, self.status, self.attempts, self.max_attempts,
             self.timeout_s, self.metadata, self.stay, self.idempotency_key, self.not_before, self.claimed_by,
             self.lease_expires_at, self.deadline_at, self.cancel_requested, self.progress, self.result,

@@ -7,18 +7,21 @@ by the same batch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from actors.storage import EventItem, Tx
 
+from .builders import positional_builder
 from .ids import new_task_id
-from .messages import TaskSpec, TaskStatus, TaskView
+from .messages import TaskSpec, TaskStatus, TaskView, build_task_view
 from .rows import INSERT, TaskRow, select_many
 from .sqlite_ops import Rules, Step
 from .store import Change, Dispatched, Outcome
 
 S = TaskStatus
+_dispatched: Callable[[TaskView, bool], Dispatched] = positional_builder(Dispatched)
+_change: Callable[[str, int, TaskStatus | None, TaskStatus, float], Change] = positional_builder(Change)
 
 
 def dispatch(
@@ -33,11 +36,11 @@ def dispatch(
             _flush(tx, pending, step)  # the lookup must see the tasks of this batch inserted so far
             existing = _idempotent_match(tx, rules, spec, now)
             if existing is not None:
-                out.append(Dispatched(existing.view(), created=False))
+                out.append(_dispatched(existing.view(), False))
                 continue
         new = _NewTask(rules, spec, metadata, now)
         pending.append(new)
-        out.append(Dispatched(new.view, created=True))
+        out.append(_dispatched(new.view, True))
     _flush(tx, pending, step)
     return step.outcome(out)
 
@@ -68,7 +71,7 @@ class _NewTask:
             task_id, spec.core_id, spec.priority, "queued", spec.max_attempts, spec.timeout, metadata,
             int(spec.stay), spec.idempotency_key, not_before, rank, now, now,
         )  # fmt: skip
-        self.view = TaskView(
+        self.view = build_task_view(
             task_id, spec.core_id, spec.priority, S.QUEUED, 0, spec.max_attempts, spec.timeout,
             spec.metadata, spec.stay, spec.idempotency_key, not_before, None, None, None, False, None, None,
             None, now, now, None,
@@ -85,7 +88,7 @@ def _flush(tx: Tx, pending: list[_NewTask], step: Step) -> None:
     events: list[EventItem] = []
     for new in pending:
         view = new.view
-        step.changes.append(Change(view.core_id, view.priority, None, S.QUEUED, view.not_before))
+        step.changes.append(_change(view.core_id, view.priority, None, S.QUEUED, view.not_before))
         data: dict[str, Any] = {"priority": view.priority, "reason": "dispatch"}
         if view.not_before > step.now:
             data["not_before"] = view.not_before

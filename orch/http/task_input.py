@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from actors.dispatcher.messages import PRIORITY_MAX, PRIORITY_MIN, ReportStatus, TaskSpec
+from actors.dispatcher.messages import (
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    ReportStatus,
+    TaskSpec,
+    build_task_spec,
+)
 from orch.http.body import JsonObject
 from orch.http.problems import ValidationFailed
 
@@ -149,7 +155,7 @@ def _plain_spec(item: Any, fields: frozenset[str] = _PLAIN_FIELDS, header_key: s
     timeout = get("timeout")
     attempts = get("max_attempts")
     delay, at = get("delay"), get("not_before")
-    return TaskSpec(
+    return build_task_spec(
         core_id,
         0 if priority is None else _plain_int(priority, 0, PRIORITY_MIN, PRIORITY_MAX),
         None if timeout is None else _plain_number(timeout, 0.001, MAX_TIMEOUT),
