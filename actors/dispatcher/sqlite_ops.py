@@ -2,7 +2,9 @@
 
 Each op is one atomic step inside its own SAVEPOINT of a group-commit batch: a domain error it raises rolls
 back only that op. Every status change goes through `Step.move`, which checks the lifecycle table, updates
-the row copy, emits the event and records the `Change` for the actor.
+the row copy, emits the event and records the `Change` for the actor. Ops on many distinct rows (claims,
+runs of holders' messages) keep their events in a deferred `Step` and their UPDATEs in `Writes`, which
+writes them all at the end with one ``executemany`` per statement shape and one `Tx.emit_run`.
 """
 
 from __future__ import annotations

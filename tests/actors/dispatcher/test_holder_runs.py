@@ -151,3 +151,9 @@ async def test_a_run_of_heartbeats_extends_each_lease_as_asked(dispatcher: Harne
     assert (await dispatcher.get(a.task.id)).lease_expires_at == now + 100.0
     again, _ = await execute(dispatcher, beat(a), now=now)  # the new lease length stays
     assert again[0].lease_expires_at == now + 100.0
+
+
+async def test_an_id_sqlite_cannot_bind_is_simply_not_found(dispatcher: Harness) -> None:
+    (a,) = await held_tasks(dispatcher, 1)
+    answers, _ = await execute(dispatcher, HeartbeatCmd("bad\ud800", "x", None, None), beat(a))
+    assert isinstance(answers[0], TaskNotFound) and isinstance(answers[1], HeartbeatAck)
