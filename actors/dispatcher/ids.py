@@ -40,12 +40,29 @@ def new_task_id(now: float) -> str:
     Time-ordered on purpose: new ids land at the right edge of the ``id`` index and of the events'
     ``subject`` index instead of at random pages (random uuid4s halved insert throughput at 100k rows).
     """
+    return _time_prefix(now) + _ENTROPY.hex(18)
+
+
+def new_task_ids(now: float, n: int) -> list[str]:
+    """``n`` ids as `new_task_id` makes them, drawn together (a batch: ~1/6 of the cost per id)."""
+    prefix = _time_prefix(now)
+    ids: list[str] = []
+    for start in range(0, n, _IDS_PER_DRAW):
+        digits = _ENTROPY.hex(18 * min(_IDS_PER_DRAW, n - start))
+        ids += [prefix + digits[at : at + 18] for at in range(0, len(digits), 18)]
+    return ids
+
+
+_IDS_PER_DRAW = 1024  # 18,432 digits: well within one pool
+
+
+def _time_prefix(now: float) -> str:
     global _prefix
     at, prefix = _prefix
     if at != now:
         prefix = f"{int(now * 1_000_000):014x}"
         _prefix = (now, prefix)
-    return prefix + _ENTROPY.hex(18)
+    return prefix
 
 
 def new_lease_token() -> str:

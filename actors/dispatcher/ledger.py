@@ -82,13 +82,26 @@ class Ledger:
         available: set[str] = set()
         accepted: list[DispatchAccepted] = []
         capacity: dict[str, tuple[int, float]] = {}  # core -> (idle workers, completion rate)
+        # core -> {priority: `ahead(core, priority)`} for the priorities seen so far, kept up to date as
+        # the created tasks are queued (a sum over the core's priorities per task cost ~7,000 instructions)
+        aheads: dict[str, dict[int, int]] = {}
         for item in outcome.value:
             task = item.task
-            core = task.core_id
-            ahead = self.ahead(core, task.priority)
+            core, priority = task.core_id, task.priority
+            known = aheads.get(core)
+            if known is None:
+                known = aheads[core] = {}
+            ahead = known.get(priority)
+            if ahead is None:
+                ahead = known[priority] = self.ahead(core, priority)
             if item.created:
-                if self.apply_one(next(changes), now):
+                change = next(changes)
+                if self.apply_one(change, now):
                     available.add(core)
+                if change.new is S.QUEUED:  # one more queued at change.priority: ahead of it and below
+                    for seen in known:
+                        if seen <= change.priority:
+                            known[seen] += 1
             elif task.status is S.QUEUED:
                 ahead -= 1  # it counts itself
             eta: float | None = None

@@ -13,7 +13,7 @@ from typing import Any
 from actors.storage import EventItem, Tx
 
 from .builders import positional_builder
-from .ids import new_task_id
+from .ids import new_task_ids
 from .messages import TaskSpec, TaskStatus, TaskView, build_task_view
 from .rows import INSERT, TaskRow, select_many
 from .sqlite_ops import Rules, Step
@@ -31,6 +31,7 @@ def dispatch(
     step = Step(tx, now)
     out: list[Dispatched] = []
     pending: list[_NewTask] = []
+    ids = iter(new_task_ids(now, len(specs)))  # one each (a matched idempotency key leaves one unused)
     for spec, metadata in zip(specs, metadata_json, strict=True):
         if spec.idempotency_key is not None:
             _flush(tx, pending, step)  # the lookup must see the tasks of this batch inserted so far
@@ -38,7 +39,7 @@ def dispatch(
             if existing is not None:
                 out.append(_dispatched(existing.view(), False))
                 continue
-        new = _NewTask(rules, spec, metadata, now)
+        new = _NewTask(next(ids), rules, spec, metadata, now)
         pending.append(new)
         out.append(_dispatched(new.view, True))
     _flush(tx, pending, step)
@@ -63,9 +64,8 @@ class _NewTask:
 
     __slots__ = ("params", "view")
 
-    def __init__(self, rules: Rules, spec: TaskSpec, metadata: str, now: float) -> None:
+    def __init__(self, task_id: str, rules: Rules, spec: TaskSpec, metadata: str, now: float) -> None:
         not_before = now if spec.not_before is None else max(now, spec.not_before)
-        task_id = new_task_id(now)
         rank = rules.aging.rank(not_before, spec.priority)
         self.params = (
             task_id, spec.core_id, spec.priority, "queued", spec.max_attempts, spec.timeout, metadata,

@@ -40,6 +40,28 @@ async def test_batch_dispatch_stores_every_task_in_order(dispatcher: Harness) ->
     assert [c.task.metadata["i"] for c in claimed] == list(range(50))
 
 
+async def test_queue_position_counts_the_tasks_of_at_least_its_priority_queued_before_it(
+    dispatcher: Harness,
+) -> None:
+    earlier = [TaskSpec(core_id=core, priority=p) for core in ("a", "b") for p in (0, 2, 5, 2)]
+    await dispatcher.ref.ask(lambda r: DispatchBatch(earlier, r))
+    keyed = TaskSpec(core_id="a", priority=2, idempotency_key="k")
+    await dispatcher.ref.ask(lambda r: DispatchBatch([keyed], r))
+    batch = [TaskSpec(core_id=core, priority=(i * 7) % 6 - 1) for i, core in enumerate("abab" * 6)]
+    batch.insert(5, keyed)  # the existing task: not counted again, and not ahead of itself
+    accepted = await dispatcher.ref.ask(lambda r: DispatchBatch(batch, r))
+    queued = [*earlier, keyed]
+    expected = []
+    for spec, answer in zip(batch, accepted, strict=True):
+        if answer.created:
+            expected.append(sum(q.core_id == spec.core_id and q.priority >= spec.priority for q in queued))
+            queued.append(spec)
+        else:
+            expected.append(sum(q.core_id == "a" and q.priority >= 2 for q in queued) - 1)
+    assert [a.queue_position for a in accepted] == expected
+    assert not accepted[5].created and accepted[5].queue_position == 4
+
+
 async def test_batch_with_one_bad_spec_is_refused_whole(dispatcher: Harness) -> None:
     specs = [TaskSpec(core_id="c"), TaskSpec(core_id="c", priority=1000)]
     with pytest.raises(InvalidTask):

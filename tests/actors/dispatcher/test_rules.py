@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime
 import itertools
 import json
@@ -11,7 +12,14 @@ import pytest
 
 from actors.dispatcher.lifecycle import ALLOWED, FINISHED, check_transition
 from actors.dispatcher.messages import IllegalTransition, InvalidTask, TaskSpec, TaskStatus
-from actors.dispatcher.policy import AgingRule, RateMeter, RetryPolicy, estimate_start, validate_spec
+from actors.dispatcher.policy import (
+    AgingRule,
+    RateMeter,
+    RetryPolicy,
+    encode_json,
+    estimate_start,
+    validate_spec,
+)
 
 S = TaskStatus
 
@@ -123,3 +131,10 @@ def test_metadata_the_stdlib_refused_is_still_refused() -> None:
         validate_spec(TaskSpec(core_id="c", metadata={"at": datetime.datetime(2026, 1, 1)}))
     with pytest.raises(InvalidTask):
         validate_spec(TaskSpec(core_id="c", metadata={"s": {1, 2}}))
+
+
+def test_metadata_may_be_a_dict_subclass_but_no_other_type() -> None:
+    assert json.loads(encode_json(collections.OrderedDict(a=1), "metadata")) == {"a": 1}
+    for bad in ([("a", 1)], "{}", None):
+        with pytest.raises(InvalidTask, match="metadata must be a JSON object"):
+            encode_json(bad, "metadata")  # type: ignore[arg-type]
