@@ -10,7 +10,7 @@ one by one (each lease-checked, durable, evented) in one write and answers after
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, TypeVar
 
 from actors.dispatcher.messages import (
     DispatcherError,
@@ -84,7 +84,14 @@ def plain_heartbeat(item: dict[str, Any]) -> HeartbeatItem | None:
     """The common heartbeat (`task_id` and `lease_token` only, both well-formed) without the general
     reader (~10x cheaper); None sends the item to `read_heartbeat_item`, which names what is wrong."""
     task_id, token = item.get("task_id"), item.get("lease_token")
-    if item.keys() <= _PLAIN_HEARTBEAT and _short_str(task_id, 200) and _short_str(token, 256):
+    # The string checks inline (a helper call per field was a fifth of the item's cost).
+    if (
+        item.keys() <= _PLAIN_HEARTBEAT
+        and type(task_id) is str
+        and 0 < len(task_id) <= 200
+        and type(token) is str
+        and 0 < len(token) <= 256
+    ):
         return HeartbeatItem(task_id, token)
     return None
 
@@ -98,17 +105,15 @@ def plain_report(item: dict[str, Any]) -> ReportItem | None:
     if (
         item.keys() <= _PLAIN_REPORT
         and status is not None
-        and _short_str(task_id, 200)
-        and _short_str(token, 256)
+        and type(task_id) is str
+        and 0 < len(task_id) <= 200
+        and type(token) is str
+        and 0 < len(token) <= 256
         and (result is None or type(result) is dict)
         and (error is None or (type(error) is str and len(error) <= MAX_ERROR_LEN))
     ):
         return ReportItem(task_id, token, status, None if result is None else dict(result), error)
     return None
-
-
-def _short_str(value: Any, most: int) -> TypeGuard[str]:
-    return type(value) is str and 0 < len(value) <= most
 
 
 def read_heartbeat_item(obj: JsonObject, *, min_lease: float, max_lease: float) -> HeartbeatItem:
