@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from orch.http.body import JsonObject, _deeper_than_limit, _too_deep, parse_json_object
+from orch.http.body import JsonObject, _deeper_than_limit, _fast_parse, _too_deep, parse_json_object
 from orch.http.problems import MalformedJson, ValidationFailed
 
 
@@ -117,6 +117,16 @@ def test_big_integers_stay_exact_integers(number: int) -> None:
     value = parse_json_object(f'{{"n": {number}, "m": [{number}]}}'.encode()).data
     assert value == {"n": number, "m": [number]}
     assert type(value["n"]) is int
+
+
+def test_long_digit_runs_inside_strings_keep_the_fast_parse_and_long_numbers_do_not() -> None:
+    token = "1234567890123456789012abcdef"
+    raw = f'{{"task_id": "{token}", "n": 12, "m": ["x{token}"]}}'.encode()
+    assert _fast_parse(raw) == {"task_id": token, "n": 12, "m": [f"x{token}"]}
+    assert _fast_parse(f'{{"s": "{token}", "n": 12345678901234567890}}'.encode()) is None
+    assert _fast_parse(f'{{"s": "\\\\{token}"}}'.encode()) is None  # a backslash: the slow way decides
+    value = parse_json_object(f'{{"s": "{token}", "n": 123456789012345678901}}'.encode()).data
+    assert value == {"s": token, "n": 123456789012345678901}
 
 
 def test_numbers_keep_their_json_type() -> None:
