@@ -1,0 +1,151 @@
+"""POST /dispatch/batch served by the Edge without Quart (`DispatchBatchEndpoint`): every answer — success
+and each error class — equals the Quart route's (status, the headers that matter, body)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from orch.http.auth import route_guard
+from orch.http.routes_tasks import DispatchBatchEndpoint
+from orch.server import RunningNode
+
+from .auth_helpers import auth_headers
+from .edge_helpers import both_ways
+from .helpers import StartNode
+
+pytestmark = pytest.mark.integration
+
+RAW = ("POST", "/dispatch/batch")
+VOLATILE = frozenset({"task_id", "estimated_start", "queue_position", "not_before"})
+# Headers compared by value; any other header (date, content-length, RateLimit counters) by presence.
+COMPARED = ("content-type", "x-request-id", "ratelimit-policy", "www-authenticate", "retry-after")
+LIMIT = 4096
+
+
+def with_batch_route(node: RunningNode) -> RunningNode:
+    """`node` with its Edge serving POST /dispatch/batch raw, as `orch.http.app._raw_routes` would."""
+    app = node.app
+    spec = next(s for s in app.routes if (s.method, s.rule) == RAW)
+    endpoint = DispatchBatchEndpoint(
+        app.node, route_guard(spec), max_body=LIMIT, body_timeout=float(app.config["BODY_TIMEOUT"])
+    )
+    app.edge.raw_routes.setdefault(RAW, endpoint)
+    return node
+
+
+def stable(value: Any) -> Any:
+    """`value` without ids and clocks (they differ between the two calls)."""
+    if isinstance(value, dict):
+        return {k: stable(v) for k, v in value.items() if k not in VOLATILE and not k.endswith("_at")}
+    if isinstance(value, list):
+        return [stable(v) for v in value]
+    return value
+
+
+def shape(answer: httpx.Response) -> dict[str, Any]:
+    """What must be the same whichever way the request was served."""
+    return {
+        "status": answer.status_code,
+        "header_names": sorted({k.lower() for k in answer.headers} - {"date"}),
+        "headers": {name: answer.headers.get(name) for name in COMPARED},
+        "body": stable(answer.json()),
+    }
+
+
+def post(body: Any = None, *, content: bytes | None = None, **headers: str) -> Any:
+    async def send(http: httpx.AsyncClient) -> httpx.Response:
+        request_headers = {"X-Request-ID": "req-1", **headers}
+        if content is not None:
+            return await http.post("/dispatch/batch", content=content, headers=request_headers)
+        return await http.post("/dispatch/batch", json=body, headers=request_headers)
+
+    return send
+
+
+async def compared(node: RunningNode, send: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    raw, quart = await both_ways(with_batch_route(node), RAW, send)
+    return shape(raw), shape(quart)
+
+
+@pytest.fixture
+async def small_node(start_node: StartNode) -> RunningNode:
+    return await start_node(**{"server.max_body_bytes": LIMIT})
+
+
+TASKS = [
+    {"core_id": "EQ", "priority": 3, "metadata": {"k": "é"}},
+    {"coreId": "EQ", "maxAttempts": 2, "delay": 5},
+    {"core_id": "EQ2", "timeout": 9.5, "stay": True},
+]
+CASES = {
+    "created": ({"tasks": TASKS}, None, {}),
+    "bad_field_named_by_item": ({"tasks": [{"core_id": "EQ"}, {"core_id": "EQ", "priority": 101}]}, None, {}),
+    "unknown_item_member": ({"tasks": [{"core_id": "EQ", "colour": "red"}]}, None, {}),
+    "item_not_an_object": ({"tasks": [{"core_id": "EQ"}, 7]}, None, {}),
+    "unknown_member": ({"tasks": [{"core_id": "EQ"}], "extra": 1}, None, {}),
+    "empty_tasks": ({"tasks": []}, None, {}),
+    "no_tasks": ({}, None, {}),
+    "tasks_not_a_list": ({"tasks": {"core_id": "EQ"}}, None, {}),
+    "too_many_tasks": ({"tasks": [{}] * 1001}, None, {}),
+    "not_an_object": ([{"core_id": "EQ"}], None, {}),
+    "malformed_json": (None, b'{"tasks": [', {"Content-Type": "application/json"}),
+    "not_json": (None, b"tasks=EQ", {"Content-Type": "text/plain"}),
+    "empty_body": (None, b"", {"Content-Type": "application/json"}),
+    "too_large": (None, b'{"tasks": [], "pad": "' + b"x" * LIMIT + b'"}', {}),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+async def test_an_authenticated_batch_is_answered_as_the_quart_route_would(
+    small_node: RunningNode, case: str
+) -> None:
+    body, content, headers = CASES[case]
+    auth = await auth_headers(small_node, "operator")
+    raw, quart = await compared(small_node, post(body, content=content, **auth, **headers))
+    assert raw == quart
+    assert raw["headers"]["x-request-id"] == "req-1"
+    if raw["status"] < 300:
+        assert "ratelimit" in raw["header_names"]
+
+
+async def test_a_created_batch_is_201_with_every_task_in_order(small_node: RunningNode) -> None:
+    auth = await auth_headers(small_node, "operator")
+    keyed = [*TASKS[:2], {**TASKS[2], "idempotency_key": "key-1"}]
+    raw, quart = await compared(small_node, post({"tasks": keyed}, **auth))
+    assert raw["status"] == 201
+    tasks = raw["body"]["tasks"]
+    assert [(t["core_id"], t["priority"], t["max_attempts"]) for t in tasks] == [
+        ("EQ", 3, 3), ("EQ", 0, 2), ("EQ2", 0, 3),
+    ]  # fmt: skip
+    assert [t["created"] for t in tasks] == [True, True, True]
+    # the key was used by the raw call, so the Quart call found its task
+    assert [t["created"] for t in quart["body"]["tasks"]] == [True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("role", "authorization"),
+    [(None, None), (None, "Bearer not-a-token"), ("viewer", None)],
+)
+async def test_refused_callers_hear_the_same_401_or_403(
+    small_node: RunningNode, role: str | None, authorization: str | None
+) -> None:
+    headers = await auth_headers(small_node, role) if role else {}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    raw, quart = await compared(small_node, post({"tasks": [{"core_id": "EQ"}]}, **headers))
+    assert raw == quart
+    assert raw["status"] in (401, 403)
+
+
+async def test_an_over_limit_caller_hears_the_same_429(start_node: StartNode) -> None:
+    node = await start_node(**{"security.rate_limits": ["write=1/60"]})
+    auth = await auth_headers(node, "admin")
+    body = {"tasks": [{"core_id": "EQ"}]}
+    async with httpx.AsyncClient(base_url=node.url) as http:
+        assert (await http.post("/dispatch/batch", json=body, headers=auth)).status_code == 201
+    raw, quart = await compared(node, post(body, **auth))
+    assert raw == quart
+    assert raw["status"] == 429 and raw["headers"]["retry-after"] is not None
