@@ -2,9 +2,12 @@
 
 Index plan (each one serves one hot query, all partial so finished rows cost nothing):
 
-* ``tasks_claim (core_id, rank) WHERE status = 'queued'`` — a claim is one ordered range scan of a core's
-  queued rows: O(log n) at any depth. Rows not yet due (``not_before > now``) are skipped by the scan; only
-  those with a smaller rank are visited, i.e. higher-priority tasks due within their priority head start.
+* ``tasks_claim (core_id, rank, seq, priority, not_before, status) WHERE status = 'queued'`` — a claim is
+  one ordered range scan of a core's queued rows: O(log n) at any depth. Rows not yet due (``not_before >
+  now``) are skipped by the scan without reading the row; only those with a smaller rank are visited, i.e.
+  higher-priority tasks due within their priority head start. The trailing columns make it cover the queue
+  statistics (per core and priority: count and oldest due), which otherwise read every queued row from the
+  table each refresh (~0.2 s of CPU at 200,000 queued; migration 3).
 * ``tasks_lease (lease_expires_at)`` / ``tasks_deadline (deadline_at)`` over claimed+running rows — sweeps.
 * ``tasks_retry (not_before) WHERE status = 'retrying'`` — promotion of due retries.
 * ``tasks_idem (core_id, idempotency_key)`` unique where a key is set — idempotent dispatch.
@@ -67,8 +70,9 @@ def _tasks_table(name: str, status_check: str) -> str:
 """
 
 
-_INDEXES = """
-    CREATE INDEX tasks_claim ON tasks (core_id, rank) WHERE status = 'queued';
+def _indexes(claim_key: str) -> str:
+    return f"""
+    CREATE INDEX tasks_claim ON tasks ({claim_key}) WHERE status = 'queued';
     CREATE INDEX tasks_lease ON tasks (lease_expires_at) WHERE status IN ('claimed', 'running');
     CREATE INDEX tasks_deadline ON tasks (deadline_at)
         WHERE status IN ('claimed', 'running') AND deadline_at IS NOT NULL;
@@ -78,8 +82,9 @@ _INDEXES = """
     CREATE INDEX tasks_core_seq ON tasks (core_id, seq);
 """
 
-# Version 3: the same table (same column order, so SELECT * copies it) and indexes; the status CHECK
-# without an IN list (see the module docstring).
+
+# Version 3: the same table (same column order, so SELECT * copies it); the status CHECK without an IN list,
+# and the claim index covering what the queue statistics read (see the module docstring).
 _TASKS_WITHOUT_IN_CHECK = (
     _tasks_table("tasks_v3", _EQUALITY_CHECK)
     + """
@@ -87,11 +92,11 @@ _TASKS_WITHOUT_IN_CHECK = (
     DROP TABLE tasks;
     ALTER TABLE tasks_v3 RENAME TO tasks;
 """
-    + _INDEXES
+    + _indexes("core_id, rank, seq, priority, not_before, status")
 )
 
 MIGRATIONS: list[Migration] = [
-    _tasks_table("tasks", _IN_LIST_CHECK) + _INDEXES,
+    _tasks_table("tasks", _IN_LIST_CHECK) + _indexes("core_id, rank"),
     # Isolated cores (the monitor's recovery action); a row exists only while the core is isolated.
     """
     CREATE TABLE core_isolation (

@@ -49,6 +49,13 @@ def list_page(
     return TaskPage(tuple(r.view() for r in rows), str(rows[-1].seq) if more else None)
 
 
+QUEUED_BY_PRIORITY = (
+    "SELECT core_id, priority, count(*), min(CASE WHEN not_before <= ? THEN not_before END)"
+    " FROM tasks INDEXED BY tasks_claim WHERE status = 'queued' GROUP BY core_id, priority"
+)
+"""Queued tasks per core and priority, and the oldest due one's ``not_before``: index-only (migration 3)."""
+
+
 def counts(conn: sqlite3.Connection, now: float) -> list[CoreCounts]:
     """Per core: unfinished tasks by status, queued by priority, and since when the oldest due one waits.
 
@@ -66,11 +73,7 @@ def counts(conn: sqlite3.Connection, now: float) -> list[CoreCounts]:
     retrying += " GROUP BY core_id"
     for core, n in conn.execute(retrying):
         by_status[core][TaskStatus.RETRYING] = n
-    queued = (
-        "SELECT core_id, priority, count(*), min(CASE WHEN not_before <= ? THEN not_before END)"
-        " FROM tasks INDEXED BY tasks_claim WHERE status = 'queued' GROUP BY core_id, priority"
-    )
-    for core, priority, n, due_since in conn.execute(queued, (now,)):
+    for core, priority, n, due_since in conn.execute(QUEUED_BY_PRIORITY, (now,)):
         by_priority[core][priority] = n
         by_status[core][TaskStatus.QUEUED] = by_status[core].get(TaskStatus.QUEUED, 0) + n
         if due_since is not None:

@@ -1,4 +1,5 @@
-"""The ``tasks`` table's schema: migration 3 (a status CHECK without an IN list) keeps every row and index."""
+"""The ``tasks`` table's schema: migration 3 (a status CHECK without an IN list, a covering claim index) keeps
+every row and index."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from actors.dispatcher.rows import INSERT
 from actors.dispatcher.schema import COMPONENT, MIGRATIONS
+from actors.dispatcher.sqlite_reads import QUEUED_BY_PRIORITY
 from actors.storage import Database
 
 _STATUS_WRITES = {
@@ -40,13 +42,17 @@ def _opcodes(conn: sqlite3.Connection, sql: str) -> set[str]:
     return {row[1] for row in conn.execute(f"EXPLAIN {sql}", [None] * sql.count("?"))}
 
 
-def _dump(conn: sqlite3.Connection) -> tuple[list[tuple[object, ...]], list[tuple[str, str]]]:
+def _dump(conn: sqlite3.Connection) -> tuple[list[tuple[object, ...]], list[str]]:
     rows = conn.execute("SELECT * FROM tasks ORDER BY seq").fetchall()
     indexes = conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks' AND sql IS NOT NULL"
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks' AND sql IS NOT NULL"
         " ORDER BY name"
     ).fetchall()
-    return rows, indexes
+    return rows, [name for (name,) in indexes]
+
+
+def _claim_index_columns(conn: sqlite3.Connection) -> list[str]:
+    return [row[2] for row in conn.execute("PRAGMA index_info(tasks_claim)")]
 
 
 async def test_status_writes_build_no_temporary_btree(db_path: Path) -> None:
@@ -82,6 +88,7 @@ async def test_migration_3_keeps_every_row_and_index(db_path: Path) -> None:
         before = await db.read(_dump)
         await db.migrate(COMPONENT, MIGRATIONS)
         after = await db.read(_dump)
+        claim_key = await db.read(_claim_index_columns)
         version = await db.read(
             lambda c: c.execute(
                 "SELECT version FROM schema_versions WHERE component = ?", (COMPONENT,)
@@ -89,6 +96,8 @@ async def test_migration_3_keeps_every_row_and_index(db_path: Path) -> None:
         )
     assert after == before
     assert len(after[1]) == 7
+    # The claim order first (core, rank, seq), then what the queue statistics read, so they need no row.
+    assert claim_key == ["core_id", "rank", "seq", "priority", "not_before", "status"]
     assert version == (3,)
 
 
@@ -98,3 +107,14 @@ async def test_status_check_still_refuses_an_unknown_status(db_path: Path) -> No
         with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
             await db.write(lambda tx: tx.conn.execute(INSERT, _task(1, "paused")))
         await db.write(lambda tx: tx.conn.execute(INSERT, _task(2, "dead")))
+
+
+async def test_queue_statistics_read_only_the_claim_index(db_path: Path) -> None:
+    async with Database.open(db_path) as db:
+        await db.migrate(COMPONENT, MIGRATIONS)
+    conn = sqlite3.connect(db_path)
+    try:
+        plan = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {QUEUED_BY_PRIORITY}", (0.0,)))
+    finally:
+        conn.close()
+    assert "COVERING INDEX tasks_claim" in plan
