@@ -112,17 +112,28 @@ async def _handle_error(exc: Exception) -> Response:
 
 def _raw_routes(app: OrchApp) -> dict[tuple[str, str], ASGIApp]:
     """The hot routes the Edge serves without Quart (their Quart routes stay for the OpenAPI document)."""
-    from orch.http.auth import route_guard
+    from orch.http.auth import Guard, route_guard
     from orch.http.raw_health import raw_health_routes
-    from orch.http.routes_tasks import DispatchEndpoint
+    from orch.http.routes_tasks import DispatchBatchEndpoint, DispatchEndpoint
     from orch.http.webhook import WebhookEndpoint
 
     timeout = float(app.config["BODY_TIMEOUT"])
     limit = app.node.config.server.max_body_bytes
     webhook = WebhookEndpoint(app.node, max_body=limit, body_timeout=timeout)
-    guard = route_guard(next(s for s in app.routes if (s.method, s.rule) == ("POST", "/dispatch")))
-    dispatch = DispatchEndpoint(app.node, app._quart, guard, max_body=limit, body_timeout=timeout)
-    return {("POST", "/webhook"): webhook, ("POST", "/dispatch"): dispatch, **raw_health_routes(app.node)}
+
+    def guard(rule: str) -> Guard:
+        return route_guard(next(s for s in app.routes if (s.method, s.rule) == ("POST", rule)))
+
+    dispatch = DispatchEndpoint(
+        app.node, app._quart, guard("/dispatch"), max_body=limit, body_timeout=timeout
+    )
+    batch = DispatchBatchEndpoint(app.node, guard("/dispatch/batch"), max_body=limit, body_timeout=timeout)
+    return {
+        ("POST", "/webhook"): webhook,
+        ("POST", "/dispatch"): dispatch,
+        ("POST", "/dispatch/batch"): batch,
+        **raw_health_routes(app.node),
+    }
 
 
 def create_app(node: Node, *, routers: Iterable[Router] = ()) -> OrchApp:

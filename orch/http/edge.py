@@ -1,9 +1,9 @@
 """The ASGI edge around the Quart app: request ids, CORS, metrics, access log, and the Connection-close fix.
 
-Raw routes: a few hot (method, path) pairs (POST /webhook, POST /dispatch, GET and HEAD /health) are served by
-plain ASGI handlers without Quart's request machinery; they get the same request id, CORS headers, metrics
-and access log, and answer errors with the same problem+json documents (`send_problem`). Their Quart routes
-stay registered for the OpenAPI document and the other methods (405).
+Raw routes: a few hot (method, path) pairs (POST /webhook, POST /dispatch, POST /dispatch/batch, GET and HEAD
+/health) are served by plain ASGI handlers without Quart's request machinery; they get the same request id,
+CORS headers, metrics and access log, and answer errors with the same problem+json documents
+(`send_problem`). Their Quart routes stay registered for the OpenAPI document and the other methods (405).
 
 Connection-close fix (DESIGN §7): when hypercorn-trio gets the last body message of a response it must
 close (the request said `Connection: close`, or keep_alive_max_requests was reached), it closes the socket

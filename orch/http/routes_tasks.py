@@ -235,7 +235,7 @@ class DispatchBatchEndpoint:
     """POST /dispatch/batch as a raw ASGI handler for the `Edge` to call directly (as `DispatchEndpoint`
     for POST /dispatch): the same auth check, body rules and answers as the Quart route `dispatch_batch`,
     without Quart's request machinery (its cost per request is several us per task of a batch of 100).
-    Served raw once `orch.http.app._raw_routes` registers it with the route's guard."""
+    Registered by `orch.http.app._raw_routes` with the route's guard."""
 
     def __init__(self, node: Node, guard: Guard, *, max_body: int, body_timeout: float) -> None:
         self.node = node

@@ -8,8 +8,6 @@ from typing import Any
 import httpx
 import pytest
 
-from orch.http.auth import route_guard
-from orch.http.routes_tasks import DispatchBatchEndpoint
 from orch.server import RunningNode
 
 from .auth_helpers import auth_headers
@@ -23,17 +21,6 @@ VOLATILE = frozenset({"task_id", "estimated_start", "queue_position", "not_befor
 # Headers compared by value; any other header (date, content-length, RateLimit counters) by presence.
 COMPARED = ("content-type", "x-request-id", "ratelimit-policy", "www-authenticate", "retry-after")
 LIMIT = 4096
-
-
-def with_batch_route(node: RunningNode) -> RunningNode:
-    """`node` with its Edge serving POST /dispatch/batch raw, as `orch.http.app._raw_routes` would."""
-    app = node.app
-    spec = next(s for s in app.routes if (s.method, s.rule) == RAW)
-    endpoint = DispatchBatchEndpoint(
-        app.node, route_guard(spec), max_body=LIMIT, body_timeout=float(app.config["BODY_TIMEOUT"])
-    )
-    app.edge.raw_routes.setdefault(RAW, endpoint)
-    return node
 
 
 def stable(value: Any) -> Any:
@@ -66,7 +53,7 @@ def post(body: Any = None, *, content: bytes | None = None, **headers: str) -> A
 
 
 async def compared(node: RunningNode, send: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    raw, quart = await both_ways(with_batch_route(node), RAW, send)
+    raw, quart = await both_ways(node, RAW, send)
     return shape(raw), shape(quart)
 
 
