@@ -11,50 +11,23 @@ import pytest
 from orch.server import RunningNode
 
 from .auth_helpers import auth_headers
-from .edge_helpers import both_ways
+from .edge_helpers import Sender, answer_shape, both_ways, json_post
 from .helpers import StartNode
 
 pytestmark = pytest.mark.integration
 
 RAW = ("POST", "/dispatch/batch")
 VOLATILE = frozenset({"task_id", "estimated_start", "queue_position", "not_before"})
-# Headers compared by value; any other header (date, content-length, RateLimit counters) by presence.
-COMPARED = ("content-type", "x-request-id", "ratelimit-policy", "www-authenticate", "retry-after")
 LIMIT = 4096
 
 
-def stable(value: Any) -> Any:
-    """`value` without ids and clocks (they differ between the two calls)."""
-    if isinstance(value, dict):
-        return {k: stable(v) for k, v in value.items() if k not in VOLATILE and not k.endswith("_at")}
-    if isinstance(value, list):
-        return [stable(v) for v in value]
-    return value
+def post(body: Any = None, *, content: bytes | None = None, **headers: str) -> Sender:
+    return json_post("/dispatch/batch", body, content=content, **headers)
 
 
-def shape(answer: httpx.Response) -> dict[str, Any]:
-    """What must be the same whichever way the request was served."""
-    return {
-        "status": answer.status_code,
-        "header_names": sorted({k.lower() for k in answer.headers} - {"date"}),
-        "headers": {name: answer.headers.get(name) for name in COMPARED},
-        "body": stable(answer.json()),
-    }
-
-
-def post(body: Any = None, *, content: bytes | None = None, **headers: str) -> Any:
-    async def send(http: httpx.AsyncClient) -> httpx.Response:
-        request_headers = {"X-Request-ID": "req-1", **headers}
-        if content is not None:
-            return await http.post("/dispatch/batch", content=content, headers=request_headers)
-        return await http.post("/dispatch/batch", json=body, headers=request_headers)
-
-    return send
-
-
-async def compared(node: RunningNode, send: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+async def compared(node: RunningNode, send: Sender) -> tuple[dict[str, Any], dict[str, Any]]:
     raw, quart = await both_ways(node, RAW, send)
-    return shape(raw), shape(quart)
+    return answer_shape(raw, VOLATILE), answer_shape(quart, VOLATILE)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import trio
 from orch.server import RunningNode
 
 from .auth_helpers import auth_headers
+from .edge_helpers import Sender, answer_shape, both_ways, json_post
 from .helpers import StartNode
 
 pytestmark = pytest.mark.integration
@@ -22,47 +23,24 @@ RAW = ("POST", "/dispatch")
 VOLATILE = frozenset(
     {"task_id", "created_at", "updated_at", "estimated_start", "queue_position", "not_before"}
 )
-# Headers compared by value; any other header (date, content-length, RateLimit counters) by presence.
-COMPARED = ("content-type", "x-request-id", "ratelimit-policy", "www-authenticate", "retry-after")
 
 
 def shape(answer: httpx.Response) -> dict[str, Any]:
     """What must be the same whichever way the request was served (ids and clocks left out)."""
-    headers = {k.lower() for k in answer.headers} - {"date"}
     body = answer.json()
     if "task_id" in body:
         assert answer.headers.get("location", f"/tasks/{body['task_id']}") == f"/tasks/{body['task_id']}"
-    return {
-        "status": answer.status_code,
-        "header_names": sorted(headers),
-        "headers": {name: answer.headers.get(name) for name in COMPARED},
-        "body": {k: v for k, v in body.items() if k not in VOLATILE and not k.endswith("_at")},
-    }
+    return answer_shape(answer, VOLATILE)
 
 
-async def both_ways(node: RunningNode, send: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """`send(http)` served raw, then by the Quart route (the Edge's raw route taken away for the call)."""
-    edge = node.app.edge
-    assert RAW in edge.raw_routes
-    shapes = []
-    async with httpx.AsyncClient(base_url=node.url, timeout=30.0) as http:
-        shapes.append(shape(await send(http)))
-        endpoint = edge.raw_routes.pop(RAW)
-        try:
-            shapes.append(shape(await send(http)))
-        finally:
-            edge.raw_routes[RAW] = endpoint
-    return shapes[0], shapes[1]
+async def compared(node: RunningNode, send: Sender) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`send(http)` served raw, then by the Quart route, as compared shapes."""
+    raw, quart = await both_ways(node, RAW, send)
+    return shape(raw), shape(quart)
 
 
-def post(body: Any = None, *, content: bytes | None = None, **headers: str) -> Any:
-    async def send(http: httpx.AsyncClient) -> httpx.Response:
-        request_headers = {"X-Request-ID": "req-1", **headers}
-        if content is not None:
-            return await http.post("/dispatch", content=content, headers=request_headers)
-        return await http.post("/dispatch", json=body, headers=request_headers)
-
-    return send
+def post(body: Any = None, *, content: bytes | None = None, **headers: str) -> Sender:
+    return json_post("/dispatch", body, content=content, **headers)
 
 
 @pytest.fixture
@@ -92,7 +70,7 @@ async def test_an_authenticated_dispatch_is_answered_as_the_quart_route_would(
 ) -> None:
     body, content, headers = CASES[case]
     auth = await auth_headers(small_node, "operator")
-    raw, quart = await both_ways(small_node, post(body, content=content, **auth, **headers))
+    raw, quart = await compared(small_node, post(body, content=content, **auth, **headers))
     assert raw == quart
     assert raw["headers"]["x-request-id"] == "req-1"
     if raw["status"] < 300:
@@ -105,7 +83,7 @@ async def test_the_idempotent_repeat_is_200_either_way(small_node: RunningNode) 
     async with httpx.AsyncClient(base_url=small_node.url) as http:
         first = await send(http)
     assert first.status_code == 201
-    raw, quart = await both_ways(small_node, send)
+    raw, quart = await compared(small_node, send)
     assert raw == quart
     assert raw["status"] == 200 and raw["body"]["created"] is False
 
@@ -120,7 +98,7 @@ async def test_refused_callers_hear_the_same_401_or_403(
     headers = await auth_headers(small_node, role) if role else {}
     if authorization is not None:
         headers["Authorization"] = authorization
-    raw, quart = await both_ways(small_node, post({"core_id": "EQ"}, **headers))
+    raw, quart = await compared(small_node, post({"core_id": "EQ"}, **headers))
     assert raw == quart
     assert raw["status"] in (401, 403)
 
@@ -130,7 +108,7 @@ async def test_an_over_limit_caller_hears_the_same_429(start_node: StartNode) ->
     auth = await auth_headers(node, "admin")
     async with httpx.AsyncClient(base_url=node.url) as http:
         assert (await http.post("/dispatch", json={"core_id": "EQ"}, headers=auth)).status_code == 201
-    raw, quart = await both_ways(node, post({"core_id": "EQ"}, **auth))
+    raw, quart = await compared(node, post({"core_id": "EQ"}, **auth))
     assert raw == quart
     assert raw["status"] == 429 and raw["headers"]["retry-after"] is not None
 
