@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 import trio
 
+from actors.security import passwords
 from actors.security.messages import (
     Action,
     Busy,
@@ -185,12 +187,21 @@ async def test_refresh_never_extends_the_absolute_session_lifetime(
 
 
 async def test_logins_are_bounded_and_never_stall_authorisation(
-    open_security: Any, create_user: CreateUserFn, login: LoginFn
+    open_security: Any, create_user: CreateUserFn, login: LoginFn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with open_security(bcrypt_cost=10, bcrypt_threads=1, max_pending_logins=2) as ref:
+    held = threading.Event()  # bcrypt checks block until the authorisations are done: no timing involved
+    real_check = passwords._safe_checkpw
+
+    def blocked_check(raw: bytes, stored: bytes) -> bool:
+        held.wait(10)
+        return real_check(raw, stored)
+
+    async with open_security(bcrypt_cost=4, bcrypt_threads=1, max_pending_logins=2) as ref:
         await create_user(ref)
         pair = await login(ref)
+        monkeypatch.setattr(passwords, "_safe_checkpw", blocked_check)
         outcomes: list[str] = []
+        refused = trio.Event()
 
         async def slow_login() -> None:
             try:
@@ -198,14 +209,17 @@ async def test_logins_are_bounded_and_never_stall_authorisation(
                 outcomes.append("ok")
             except Busy:
                 outcomes.append("busy")
+                refused.set()
 
         async with trio.open_nursery() as nursery:
             for _ in range(3):
                 nursery.start_soon(slow_login)
-            await trio.sleep(0.01)
-            start = trio.current_time()
-            for _ in range(100):
-                await authorize(ref, pair.access_token)
-            elapsed = trio.current_time() - start
+            with trio.fail_after(5):  # a login beyond the two pending ones is refused at once
+                await refused.wait()
+            with trio.fail_after(5):  # would hang if authorisation waited behind the blocked bcrypt checks
+                for _ in range(100):
+                    await authorize(ref, pair.access_token)
+            still_pending = list(outcomes)
+            held.set()
+    assert still_pending == ["busy"]  # the two logins were still inside bcrypt all along
     assert sorted(outcomes) == ["busy", "ok", "ok"]
-    assert elapsed < 0.05  # 100 authorisations while two cost-10 bcrypt checks are in flight
