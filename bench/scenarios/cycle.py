@@ -32,11 +32,11 @@ WORKERS = 20
 _JSON = {"Content-Type": "application/json"}
 
 
-def batch_setting(name: str, default: int) -> int:
-    """A positive integer from the environment (`default` when unset)."""
+def batch_setting(name: str, default: int, *, minimum: int = 1) -> int:
+    """An integer >= `minimum` from the environment (`default` when unset)."""
     value = int(os.environ.get(name, default))
-    if value < 1:
-        raise SystemExit(f"{name} must be at least 1")
+    if value < minimum:
+        raise SystemExit(f"{name} must be at least {minimum}")
     return value
 
 

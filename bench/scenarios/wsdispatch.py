@@ -13,6 +13,9 @@ Durability is checked as for HTTP: every acknowledged task is in the store after
   flight, then one `heartbeat` and one `report` per task.
 * `BENCH_WS_CYCLE_DISPATCH` (default 20): tasks per dispatcher request (`dispatch_batch` above 1,
   `dispatch` at 1), 20 requests in flight per dispatcher.
+* `BENCH_WS_CYCLE_BACKLOG` (default 4,000): the dispatchers are paced by the workers (closed loop, see
+  `bench.harness.pacing`): at most this many tasks dispatched and not yet completed, so the run measures
+  the steady state instead of a queue that grows without bound; 0 = open loop (dispatch flat out).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 import trio_websocket
 
 from bench.harness.load import Call, ClientEnv, Done, Group, OpFailed
+from bench.harness.pacing import backlog
 from bench.harness.report import Check, ScenarioResult, TargetCheck
 from bench.harness.runner import NODE, Bench, Options
 from bench.harness.verify import check_acks_stored, stored_values
@@ -36,6 +40,9 @@ from bench.scenarios.dispatch import CORES, task_body
 __all__ = ["WsDispatch", "WsWorkerBatchCycle", "WsWorkerCycle", "run_cycle", "run_dispatch"]
 
 Rpc = Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]
+
+CYCLE_BACKLOG = "ws-cycle"
+BACKLOG_PATIENCE = 1.0  # s a paced dispatcher waits for room before dispatching anyway (the run's end)
 
 
 @asynccontextmanager
@@ -78,17 +85,20 @@ def _results(answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @dataclass(frozen=True, slots=True)
 class WsDispatch:
     """Per call: `window` dispatch requests in flight on the client's socket (each of `batch` tasks,
-    `dispatch_batch` when > 1); acks every task id."""
+    `dispatch_batch` when > 1); acks every task id. With `backlog` > 0 each call first waits for room in
+    the process's cycle backlog (workers give it back as they complete tasks)."""
 
     window: int = 20
     batch: int = 1
+    backlog: int = 0
 
     @asynccontextmanager
     async def open(self, env: ClientEnv) -> AsyncIterator[Call]:
         """One socket per client."""
+        paced = backlog(CYCLE_BACKLOG, self.backlog) if self.backlog else None
         async with open_rpc(env) as rpc:
 
-            async def call(seq: int) -> Done:
+            async def send(seq: int) -> Done:
                 first = seq * self.window * self.batch
                 if self.batch == 1:
                     requests = [{"op": "dispatch", **task_body(first + i)} for i in range(self.window)]
@@ -108,6 +118,17 @@ class WsDispatch:
                 ]
                 return Done(items=len(ids), acks=tuple(ids))
 
+            async def call(seq: int) -> Done:
+                if paced is None:
+                    return await send(seq)
+                tasks = self.window * self.batch
+                await paced.reserve(tasks, patience=BACKLOG_PATIENCE)
+                try:
+                    return await send(seq)
+                except BaseException:
+                    paced.release(tasks)
+                    raise
+
             yield call
 
 
@@ -120,11 +141,13 @@ class WsWorkerCycle:
     cores: int = CORES
     lease: float = 30.0
     wait: float = 1.0
+    backlog: int = 0
 
     @asynccontextmanager
     async def open(self, env: ClientEnv) -> AsyncIterator[Call]:
         """One socket per worker; workers spread evenly over the cores."""
         core = f"BENCH_{env.client_id % self.cores:02d}"
+        paced = backlog(CYCLE_BACKLOG, self.backlog) if self.backlog else None
         claim = {
             "op": "claim",
             "core_id": core,
@@ -143,6 +166,8 @@ class WsWorkerCycle:
                 done = {"status": "succeeded", "result": {"seq": seq}}
                 reports = [{"op": "report", "task_id": t, "lease_token": k, **done} for t, k in held]
                 _results(await rpc(reports))
+                if paced is not None:
+                    paced.release(len(held))
                 return Done(items=len(held), acks=tuple(str(t) for t, _ in held))
 
             yield call
@@ -157,11 +182,13 @@ class WsWorkerBatchCycle:
     cores: int = CORES
     lease: float = 30.0
     wait: float = 1.0
+    backlog: int = 0
 
     @asynccontextmanager
     async def open(self, env: ClientEnv) -> AsyncIterator[Call]:
         """One socket per worker; workers spread evenly over the cores."""
         core = f"BENCH_{env.client_id % self.cores:02d}"
+        paced = backlog(CYCLE_BACKLOG, self.backlog) if self.backlog else None
         claim = {"op": "claim", "core_id": core, "worker_id": f"ws-w{env.client_id}", "max": self.max}
         claim.update(lease=self.lease, wait=self.wait)
         async with open_rpc(env) as rpc:
@@ -178,6 +205,8 @@ class WsWorkerBatchCycle:
                 for item in _items_ok(await rpc([{"op": "report_batch", "reports": reports}]), "report"):
                     if item["task"]["status"] != "succeeded":
                         raise OpFailed("report not applied", str(item)[:300])
+                if paced is not None:
+                    paced.release(len(held))
                 return Done(items=len(held), acks=tuple(str(t) for t, _ in held))
 
             yield call
@@ -232,12 +261,16 @@ def run_cycle(options: Options) -> ScenarioResult:
         node = next(t for t in bench.targets() if t.name == NODE)
         n = batch_setting("BENCH_WS_CYCLE_MAX", 50)
         d = batch_setting("BENCH_WS_CYCLE_DISPATCH", 20)
-        worker: WsWorkerCycle | WsWorkerBatchCycle = WsWorkerCycle() if n == 1 else WsWorkerBatchCycle(max=n)
+        limit = _cycle_backlog(bench, options)
+        worker: WsWorkerCycle | WsWorkerBatchCycle = (
+            WsWorkerCycle(backlog=limit) if n == 1 else WsWorkerBatchCycle(max=n, backlog=limit)
+        )
+        dispatcher = WsDispatch(batch=d, backlog=limit)
         acked: list[str] = []
         for clients in options.clients:
             for run in range(options.runs):
                 groups = [
-                    Group("ws dispatch x20", WsDispatch(batch=d), clients, headers=bench.auth_headers()),
+                    Group("ws dispatch x20", dispatcher, clients, headers=bench.auth_headers()),
                     Group("ws worker cycle", worker, WORKERS, headers=bench.system_headers()),
                 ]
                 load, _ = bench.measure(node, groups, run=run)
@@ -250,6 +283,20 @@ def run_cycle(options: Options) -> ScenarioResult:
         target = f"full cycle tasks/s with {WORKERS} websocket workers (claim max {n}, dispatch {d}/request)"
         _finish(bench, "ws worker cycle", target, 3_000)
     return bench.result
+
+
+def _cycle_backlog(bench: Bench, options: Options) -> int:
+    """`BENCH_WS_CYCLE_BACKLOG` (0: open loop); pacing needs dispatchers and workers in one process."""
+    limit = batch_setting("BENCH_WS_CYCLE_BACKLOG", 4_000, minimum=0)
+    if limit and options.processes > 1:
+        bench.result.notes.append("open loop: backlog pacing needs --processes 1")
+        return 0
+    bench.result.notes.append(
+        f"dispatchers paced by the workers: at most {limit:,} tasks dispatched and not completed"
+        if limit
+        else "open loop: dispatchers not paced (BENCH_WS_CYCLE_BACKLOG=0)"
+    )
+    return limit
 
 
 def _finish(bench: Bench, group: str, target: str, threshold: float) -> None:
