@@ -4,6 +4,7 @@ It knows nothing of orch's domain and could be published on its own.
 """
 
 from ._actor import Actor
+from ._builders import positional_builder
 from ._errors import (
     ActorCrashed,
     ActorError,
@@ -76,6 +77,7 @@ __all__ = [
     "SupervisorStatus",
     "WorkerSpec",
     "open_actor",
+    "positional_builder",
     "supervisor",
     "worker",
 ]

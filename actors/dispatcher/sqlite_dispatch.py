@@ -16,12 +16,11 @@ from .builders import positional_builder
 from .ids import new_task_ids
 from .messages import TaskSpec, TaskStatus, TaskView, build_task_view
 from .rows import INSERT, TaskRow, select_many
-from .sqlite_ops import Rules, Step
-from .store import Change, Dispatched, Outcome
+from .sqlite_ops import Rules, Step, change
+from .store import Dispatched, Outcome
 
 S = TaskStatus
 _dispatched: Callable[[TaskView, bool], Dispatched] = positional_builder(Dispatched)
-_change: Callable[[str, int, TaskStatus | None, TaskStatus, float], Change] = positional_builder(Change)
 
 
 def dispatch(
@@ -88,7 +87,7 @@ def _flush(tx: Tx, pending: list[_NewTask], step: Step) -> None:
     events: list[EventItem] = []
     for new in pending:
         view = new.view
-        step.changes.append(_change(view.core_id, view.priority, None, S.QUEUED, view.not_before))
+        step.changes.append(change(view.core_id, view.priority, None, S.QUEUED, view.not_before))
         data: dict[str, Any] = {"priority": view.priority, "reason": "dispatch"}
         if view.not_before > step.now:
             data["not_before"] = view.not_before

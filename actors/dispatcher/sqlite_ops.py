@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hmac
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from actors.storage import Tx, TypedEventItem
+from runtime import positional_builder
 
 from .ids import new_lease_token
 from .lifecycle import EVENT_TYPES, FINISHED, HELD, check_transition
@@ -32,6 +33,8 @@ from .store import Change, ClaimRequest, HeartbeatCmd, Outcome
 
 S = TaskStatus
 T = TypeVar("T")
+change: Callable[[str, int, TaskStatus | None, TaskStatus, float], Change] = positional_builder(Change)
+"""``Change(*fields)`` for a fraction of the cost (a task goes through four status changes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +72,7 @@ class Step:
     def move(self, row: TaskRow, target: TaskStatus, data: Mapping[str, Any]) -> None:
         """Check and apply ``row.status -> target`` on the row copy, emit its event, record the change."""
         check_transition(row.id, row.status, target)
-        self.changes.append(Change(row.core_id, row.priority, row.status, target, row.not_before))
+        self.changes.append(change(row.core_id, row.priority, row.status, target, row.not_before))
         row.status = target
         row.updated_at = self.now
         row.finished_at = self.now if target in FINISHED else None

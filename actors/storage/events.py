@@ -6,11 +6,13 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from runtime import positional_builder
 
 from .schema import keep_newest_event
 
@@ -45,6 +47,12 @@ class StoredEvent:
             "core_id": self.core_id,
             "data": dict(self.data),
         }
+
+
+_stored_event: Callable[[int, float, str, str, str | None, str | None, Mapping[str, Any]], StoredEvent] = (
+    positional_builder(StoredEvent)
+)
+"""``StoredEvent(*fields)`` for a fraction of the cost (several events are emitted per task)."""
 
 
 def topic_of(event_type: str) -> str:
@@ -112,7 +120,7 @@ def _is_flat(payload: dict[Any, Any]) -> bool:
 def event_from_row(row: tuple[Any, ...]) -> StoredEvent:
     """Build a `StoredEvent` from a row selected as ``EVENT_COLUMNS``."""
     seq, ts, type_, topic, subject, core_id, data = row
-    return StoredEvent(seq, ts, type_, topic, subject, core_id, json.loads(data))
+    return _stored_event(seq, ts, type_, topic, subject, core_id, json.loads(data))
 
 
 class Tx:
@@ -164,7 +172,7 @@ class Tx:
             rows.append((ts, type_, topic_of(type_), subject, core_id, text))
         first = self._insert(rows)
         events = [
-            StoredEvent(first + i, ts, type_, topic, subject, core_id, payload)
+            _stored_event(first + i, ts, type_, topic, subject, core_id, payload)
             for i, ((_, type_, topic, subject, core_id, _), payload) in enumerate(
                 zip(rows, payloads, strict=True)
             )

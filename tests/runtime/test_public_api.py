@@ -8,7 +8,7 @@ EXPECTED = {
     "Actor", "ActorCrashed", "ActorError", "ActorFailed", "ActorRef", "ActorStopped", "Backoff", "Broadcast",
     "BroadcastStats", "ChildCrashed", "ChildRestarted", "ChildSpec", "ChildState", "ChildStatus",
     "DomainError", "Escalated", "Failure", "Intensity", "Lagged", "MailboxFull", "MailboxStats", "Reply",
-    "Restart",
+    "Restart", "positional_builder",
     "RuntimeEvent", "Sequenced", "StartFailed", "Strategy", "Subscription", "Supervisor", "SupervisorGaveUp",
     "SupervisorSpec", "SupervisorStatus", "WorkerSpec", "open_actor", "supervisor", "worker",
 }  # fmt: skip
