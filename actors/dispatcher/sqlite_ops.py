@@ -26,6 +26,7 @@ from .messages import (
     StaleLease,
     TaskNotFound,
     TaskStatus,
+    TaskView,
 )
 from .policy import AgingRule, RetryPolicy
 from .rows import TaskRow, select_many, select_one
@@ -33,8 +34,11 @@ from .store import Change, ClaimRequest, HeartbeatCmd, Outcome
 
 S = TaskStatus
 T = TypeVar("T")
+# The objects built several times per task, built for a fraction of the cost of their constructors.
 change: Callable[[str, int, TaskStatus | None, TaskStatus, float], Change] = positional_builder(Change)
-"""``Change(*fields)`` for a fraction of the cost (a task goes through four status changes)."""
+outcome: Callable[[Any, tuple[Change, ...]], Outcome[Any]] = positional_builder(Outcome)
+_heartbeat_ack: Callable[[str, float, bool], HeartbeatAck] = positional_builder(HeartbeatAck)
+_claimed_task: Callable[[TaskView, str], ClaimedTask] = positional_builder(ClaimedTask)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +84,7 @@ class Step:
 
     def outcome(self, value: T) -> Outcome[T]:
         """``value`` with the changes recorded so far."""
-        return Outcome(value, tuple(self.changes))
+        return outcome(value, tuple(self.changes))
 
 
 class Writes:
@@ -171,7 +175,7 @@ def claim(
             data["claimed_for"] = core_id  # taken by a fallback core's worker
         step.move(row, S.CLAIMED, data)
         writes.save(row)
-        out.append(ClaimedTask(row.view(), row.lease_token))
+        out.append(_claimed_task(row.view(), row.lease_token))
     writes.take(step)
     writes.flush(tx)
     return step.outcome(out)
@@ -234,7 +238,7 @@ def heartbeat(
         writes.add(_EXTEND, (expires, now, seq))
     else:
         writes.add(_EXTEND_NEW_LEASE, (lease_s, expires, now, seq))
-    return Outcome(HeartbeatAck(cmd.task_id, expires, bool(cancel_requested)), ())
+    return outcome(_heartbeat_ack(cmd.task_id, expires, bool(cancel_requested)), ())
 
 
 def _heartbeat_with_progress(
@@ -248,4 +252,4 @@ def _heartbeat_with_progress(
     row.progress = progress
     step.emit("task.progress", row, {"progress": dict(progress)})
     writes.save(row)
-    return Outcome(HeartbeatAck(row.id, row.lease_expires_at, row.cancel_requested), ())
+    return outcome(_heartbeat_ack(row.id, row.lease_expires_at, row.cancel_requested), ())

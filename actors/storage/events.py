@@ -63,6 +63,16 @@ def topic_of(event_type: str) -> str:
     return topic
 
 
+_TOPICS: dict[str, str] = {}  # event type -> topic, for the few types the code emits
+
+
+def _known_topic(event_type: str) -> str:
+    topic = topic_of(event_type)
+    if len(_TOPICS) < 1_000:
+        _TOPICS[event_type] = topic
+    return topic
+
+
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 _MAX_INT64 = 2**63 - 1
@@ -166,10 +176,11 @@ class Tx:
         ts = time.time()
         rows: list[tuple[Any, ...]] = []
         payloads: list[dict[str, Any]] = []
+        topics = _TOPICS
         for type_, subject, core_id, data in items:
             payload, text = encode_payload(data)
             payloads.append(payload)
-            rows.append((ts, type_, topic_of(type_), subject, core_id, text))
+            rows.append((ts, type_, topics.get(type_) or _known_topic(type_), subject, core_id, text))
         first = self._insert(rows)
         events = [
             _stored_event(first + i, ts, type_, topic, subject, core_id, payload)

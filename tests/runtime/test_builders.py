@@ -8,7 +8,7 @@ import enum
 import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pytest
 
@@ -45,10 +45,20 @@ class _Spec:
     key: str | None = None
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome(Generic[T]):
+    value: T
+    changes: tuple[_Change, ...]
+
+
 SAMPLES: list[Any] = [
     _Event(7, "task.queued", None, {"k": [1, 2]}),
     _Change("c", 2, _Colour.RED, _Colour.BLUE, 3.0),
     _Spec("c", 5, {"a": 1}, "key"),
+    _Outcome(["v"], (_Change("c", 2, None, _Colour.BLUE, 3.0),)),
 ]
 
 

@@ -121,6 +121,10 @@ async def test_emit_run_with_one_bad_payload_inserts_nothing(
         {"attempt": 1, "result": {"ok": True, "n": [1, -0.0, 1e-7, None], "s": "caf\u00e9"}},
         {"nested": [(1, 2), {"k": 2**64}]},
         {"n": {"k": 2**63}},
+        {"attempt": 2, "result": {"ok": True, "x": 1.5, "s": "caf\u00e9", "none": None}},
+        {"result": {"s": "lone \ud800 surrogate"}},
+        {"result": {1: "int key"}},
+        {"result": {"k": -(2**63)}, "progress": {"pct": 50}},
     ],
 )
 def test_a_nested_payload_reads_back_as_the_stdlib_decodes_its_text(data: dict[str, Any]) -> None:
@@ -130,3 +134,9 @@ def test_a_nested_payload_reads_back_as_the_stdlib_decodes_its_text(data: dict[s
         assert (
             not isinstance(value, dict | list) or payload[key] is not value
         )  # a deep copy: later changes to the caller's objects stay out
+
+
+@pytest.mark.parametrize("data", [{"result": {"x": math.nan}}, {"progress": {"pct": -math.inf}}])
+def test_a_non_finite_float_in_a_nested_payload_is_refused(data: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        encode_payload(data)
