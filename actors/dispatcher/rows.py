@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import operator
 import re
 import sqlite3
 from collections.abc import Iterable, Mapping
@@ -32,7 +33,7 @@ _MUTABLE = (
     ("progress", 19), ("result", 20), ("error", 21), ("updated_at", 23), ("finished_at", 24),
 )  # fmt: skip
 _INDEXES = range(len(_MUTABLE))
-_POSITIONS = tuple(pos for _, pos in _MUTABLE)
+_MUTABLE_OF = operator.itemgetter(*(pos for _, pos in _MUTABLE))  # a read row -> its mutable columns
 _UPDATES: dict[tuple[int, ...], str] = {}
 
 
@@ -90,6 +91,7 @@ def _loads(text: str | None) -> Mapping[str, Any] | None:
 
 
 _STATUSES = {status.value: status for status in TaskStatus}
+_STATUS_VALUES = {status: status.value for status in TaskStatus}  # a dict lookup is cheaper than .value
 
 
 @dataclass(slots=True)
@@ -164,16 +166,20 @@ class TaskRow:
         loaded = self.loaded
         old_progress, old_result = self.loaded_json
         values = (
-            self.status.value, self.attempts, self.not_before, self.rank, self.lease_token, self.lease_s,
-            self.lease_expires_at, self.deadline_at, self.claimed_by, int(self.cancel_requested),
+            _STATUS_VALUES[self.status], self.attempts, self.not_before, self.rank, self.lease_token,
+            self.lease_s, self.lease_expires_at, self.deadline_at, self.claimed_by,
+            int(self.cancel_requested),
             loaded[19] if self.progress is old_progress else dumps(self.progress),
             loaded[20] if self.result is old_result else dumps(self.result),
             self.error, self.updated_at, self.finished_at,
         )  # fmt: skip
-        changed = tuple([i for i in _INDEXES if values[i] != loaded[_POSITIONS[i]]])
+        was = _MUTABLE_OF(loaded)
+        changed = tuple([i for i, new, old in zip(_INDEXES, values, was, strict=True) if new != old])
         if not changed:
             return None
-        return _update_sql(changed), (*(values[i] for i in changed), self.seq)
+        params = [values[i] for i in changed]
+        params.append(self.seq)
+        return _update_sql(changed), tuple(params)
 
 
 def select_one(conn: sqlite3.Connection, task_id: str) -> TaskRow | None:
@@ -182,13 +188,22 @@ def select_one(conn: sqlite3.Connection, task_id: str) -> TaskRow | None:
     return None if r is None else TaskRow.from_sql(r)
 
 
-def select_ids(conn: sqlite3.Connection, task_ids: Iterable[str]) -> dict[str, tuple[Any, ...]]:
-    """The rows (selected as ``COLUMNS``, not decoded) of those of ``task_ids`` that exist, by id."""
+def select_ids(
+    conn: sqlite3.Connection, task_ids: Iterable[str], columns: str = COLUMNS
+) -> dict[str, tuple[Any, ...]]:
+    """The rows (selected as ``columns``, whose second is ``id``; not decoded) of those of ``task_ids``
+    that exist, by id."""
     ids = json.dumps(list(task_ids))  # stdlib: escapes what orjson refuses (lone surrogates)
-    return {r[1]: r for r in conn.execute(_SELECT_IDS, (ids,))}
+    sql = f"SELECT {columns} FROM tasks WHERE id IN (SELECT value FROM json_each(?))"
+    return {r[1]: r for r in conn.execute(sql, (ids,))}
 
 
-_SELECT_IDS = f"SELECT {COLUMNS} FROM tasks WHERE id IN (SELECT value FROM json_each(?))"
+LEASE_COLUMNS = "seq, id, status, lease_token, lease_s, cancel_requested"
+"""What a plain heartbeat reads (a narrow `select_ids`: 6 columns instead of 25)."""
+lease_of_row = operator.itemgetter(0, 4, 13, 14, 18)
+"""``(seq, status, lease_token, lease_s, cancel_requested)`` of a row selected as ``COLUMNS``."""
+lease_of_lease_row = operator.itemgetter(0, 2, 3, 4, 5)
+"""``(seq, status, lease_token, lease_s, cancel_requested)`` of a row selected as ``LEASE_COLUMNS``."""
 
 
 def select_many(conn: sqlite3.Connection, sql_tail: str, params: tuple[Any, ...]) -> list[TaskRow]:

@@ -24,7 +24,7 @@ from . import sqlite_ops as ops
 from . import sqlite_reports as reports
 from . import sqlite_status as status_ops
 from .messages import DispatcherError
-from .rows import select_ids
+from .rows import COLUMNS, LEASE_COLUMNS, select_ids
 from .sqlite_ops import Rules, Step, Writes
 from .store import (
     CancelCmd,
@@ -66,7 +66,9 @@ def execute(tx: Tx, rules: Rules, commands: Sequence[Command], now: float) -> li
 
 
 def _run_holders(tx: Tx, rules: Rules, run: Sequence[HolderCmd], now: float) -> list[Result]:
-    found = select_ids(tx.conn, [command.task_id for command in run])
+    # A run of plain heartbeats (the bulk of them) reads only the lease columns.
+    narrow = all(type(command) is HeartbeatCmd and command.progress is None for command in run)
+    found = select_ids(tx.conn, [command.task_id for command in run], LEASE_COLUMNS if narrow else COLUMNS)
     writes = Writes()
     results: list[Result] = []
     for command in run:
@@ -74,7 +76,8 @@ def _run_holders(tx: Tx, rules: Rules, run: Sequence[HolderCmd], now: float) -> 
         try:
             match command:
                 case HeartbeatCmd():
-                    results.append(ops.heartbeat(step, writes, found.get(command.task_id), command))
+                    row = found.get(command.task_id)
+                    results.append(ops.heartbeat(step, writes, row, command, narrow=narrow))
                 case ReportCmd():
                     results.append(reports.report(step, writes, rules, found.get(command.task_id), command))
                 case _:

@@ -29,7 +29,7 @@ from .messages import (
     TaskView,
 )
 from .policy import AgingRule, RetryPolicy
-from .rows import TaskRow, select_many, select_one
+from .rows import TaskRow, lease_of_lease_row, lease_of_row, select_many, select_one
 from .store import Change, ClaimRequest, HeartbeatCmd, Outcome
 
 S = TaskStatus
@@ -216,20 +216,21 @@ _EXTEND_NEW_LEASE = "UPDATE tasks SET lease_s = ?, lease_expires_at = ?, updated
 
 
 def heartbeat(
-    step: Step, writes: Writes, found: tuple[Any, ...] | None, cmd: HeartbeatCmd
+    step: Step, writes: Writes, found: tuple[Any, ...] | None, cmd: HeartbeatCmd, *, narrow: bool = False
 ) -> Outcome[HeartbeatAck]:
     """Extend a held task's lease (a lapsed lease not yet swept still counts as held).
 
-    ``found``: the task's row as `select_ids` read it. Writes go to ``writes``, events to ``step``.
+    ``found``: the task's row as `select_ids` read it, as ``LEASE_COLUMNS`` if ``narrow`` (only for a
+    heartbeat without progress), else as ``COLUMNS``. Writes go to ``writes``, events to ``step``.
     """
     if found is None:
         raise TaskNotFound(cmd.task_id)
     if cmd.progress is not None:
         return _heartbeat_with_progress(step, writes, TaskRow.from_sql(found), cmd, cmd.progress)
     # The common heartbeat: no row decode, one narrow UPDATE, no event.
-    seq, status, token, stored_lease, cancel_requested = (
-        found[0], found[4], found[13], found[14], found[18],
-    )  # fmt: skip
+    seq, status, token, stored_lease, cancel_requested = (lease_of_lease_row if narrow else lease_of_row)(
+        found
+    )
     if status not in _HELD_VALUES or token is None or not hmac.compare_digest(token, cmd.lease_token):
         raise StaleLease(cmd.task_id)
     now, lease_s = step.now, cmd.lease_s
