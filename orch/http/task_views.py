@@ -75,35 +75,48 @@ def iso(ts: float | None) -> str | None:
 
 
 def _plain(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    return None if value is None else dict(value)
+    # A view's JSON members are plain dicts already (shared, not copied: answers are encoded at once).
+    return value if value is None or type(value) is dict else dict(value)
+
+
+# A status's text and whether it is final, by one dict lookup each (str() of the enum is a call).
+_STATUS_TEXT: dict[TaskStatus, str] = {s: s.value for s in TaskStatus}
+_FINAL: dict[TaskStatus, bool] = {s: s in FINAL_STATUSES for s in TaskStatus}
 
 
 def task_json(task: TaskView) -> dict[str, Any]:
-    """A task as the API shows it (`task_id` is the seed's name for the id)."""
-    lease, deadline, finished = task.lease_expires_at, task.deadline_at, task.finished_at
+    """A task as the API shows it (`task_id` is the seed's name for the id).
+
+    The dicts of `metadata`, `progress` and `result` are the view's own (not copies): encode, do not
+    mutate. Timestamps come from `iso`'s cache when they are there (a batch's tasks share them).
+    """
+    cached = _iso_cache.get
+    status, lease, deadline, finished = task.status, task.lease_expires_at, task.deadline_at, task.finished_at
+    metadata, progress, result = task.metadata, task.progress, task.result
+    not_before, created, updated = task.not_before, task.created_at, task.updated_at
     return {
         "task_id": task.id,
         "core_id": task.core_id,
-        "status": str(task.status),  # the plain value; str() of a StrEnum is cheaper than .value
+        "status": _STATUS_TEXT[status],
         "priority": task.priority,
         "attempts": task.attempts,
         "max_attempts": task.max_attempts,
         "timeout": task.timeout_s,
-        "metadata": dict(task.metadata),
+        "metadata": metadata if type(metadata) is dict else dict(metadata),
         "stay": task.stay,
         "idempotency_key": task.idempotency_key,
-        "not_before": iso(task.not_before),
+        "not_before": cached(not_before) or iso(not_before),
         "claimed_by": task.claimed_by,
-        "lease_expires_at": None if lease is None else iso(lease),
-        "deadline_at": None if deadline is None else iso(deadline),
+        "lease_expires_at": None if lease is None else cached(lease) or iso(lease),
+        "deadline_at": None if deadline is None else cached(deadline) or iso(deadline),
         "cancel_requested": task.cancel_requested,
-        "progress": _plain(task.progress),
-        "result": _plain(task.result),
+        "progress": None if progress is None else _plain(progress),
+        "result": None if result is None else _plain(result),
         "error": task.error,
-        "created_at": iso(task.created_at),
-        "updated_at": iso(task.updated_at),
-        "finished_at": None if finished is None else iso(finished),
-        "finished": task.status in FINAL_STATUSES,
+        "created_at": cached(created) or iso(created),
+        "updated_at": cached(updated) or iso(updated),
+        "finished_at": None if finished is None else cached(finished) or iso(finished),
+        "finished": _FINAL[status],
     }
 
 
@@ -112,16 +125,19 @@ def accepted_json(accepted: DispatchAccepted) -> dict[str, Any]:
     body = task_json(accepted.task)
     body["created"] = accepted.created
     body["queue_position"] = accepted.queue_position
-    body["estimated_start"] = iso(accepted.estimated_start)
+    start = accepted.estimated_start
+    body["estimated_start"] = None if start is None else _iso_cache.get(start) or iso(start)
     return body
 
 
 def claim_json(claimed: ClaimedTask) -> dict[str, Any]:
     """A claim answer: the task and the lease token that proves ownership."""
+    task = claimed.task
+    lease = task.lease_expires_at
     return {
-        "task": task_json(claimed.task),
+        "task": task_json(task),
         "lease_token": claimed.lease_token,
-        "lease_expires_at": iso(claimed.task.lease_expires_at),
+        "lease_expires_at": None if lease is None else _iso_cache.get(lease) or iso(lease),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 import pytest
 
@@ -69,3 +70,30 @@ def test_accepted_json_is_task_json_plus_the_acceptance(view: TaskView, start: f
     answer = accepted_json(accepted)
     assert answer == expected
     assert list(answer) == list(expected)  # the same member order
+
+
+@pytest.mark.parametrize("status", list(TaskStatus))
+def test_task_json_status_is_the_plain_value_and_finished_only_when_final(status: TaskStatus) -> None:
+    answer = task_json(_view(status=status))
+    assert type(answer["status"]) is str and answer["status"] == status.value
+    assert answer["finished"] is (status in (TaskStatus.SUCCEEDED, TaskStatus.CANCELLED, TaskStatus.DEAD))
+
+
+def test_task_json_gives_plain_dicts_for_other_mappings() -> None:
+    view = _view(
+        metadata=MappingProxyType({"k": 1}), progress=MappingProxyType({"p": 2}), result=MappingProxyType({})
+    )
+    answer = task_json(view)
+    assert answer["metadata"] == {"k": 1} and type(answer["metadata"]) is dict
+    assert answer["progress"] == {"p": 2} and type(answer["progress"]) is dict
+    assert answer["result"] == {} and type(answer["result"]) is dict
+
+
+def test_task_json_timestamps_match_iso_cached_or_not() -> None:
+    stamps = {
+        "not_before": 1764227581.0004, "lease_expires_at": 1764227611.5, "deadline_at": 1764227641.9995,
+        "created_at": 1764227580.25, "updated_at": 1764227581.0004, "finished_at": 1764227599.0,
+    }  # fmt: skip
+    for _ in range(2):  # the second pass hits the cache
+        answer = task_json(_view(**stamps))
+        assert {k: answer[k] for k in stamps} == {k: reference(v) for k, v in stamps.items()}
