@@ -6,7 +6,8 @@ applied in memory first and answered once the ordered, batched `Committer` made 
 A background task reloads the stored state periodically so changes made by the CLI (another process on the
 same database) take effect here within `reload_interval` seconds.
 Webhook replay keys are checked in memory; an accepted delivery's keys are committed (group commit) before
-its verdict is sent, loaded again at start-up, and pruned from the database every `replay_prune_interval`.
+its verdict is sent (or, when the asker passed a `Receipt`, before that receipt settles), loaded again at
+start-up, and pruned from the database every `replay_prune_interval`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from actors.security.messages import (
     Login,
     Logout,
     Principal,
+    Receipt,
     Refresh,
     ResetPassword,
     RevokeToken,
@@ -112,10 +114,12 @@ class SecurityActor(Actor[SecurityMsg]):
                 reply.send(self._authorize(token, action, route_class, client))
             case Throttle(route_class=route_class, client=client, reply=reply):
                 reply.send(self._guard.take(route_class, ("ip", client), client))
-            case VerifyWebhook(headers=headers, body=body, client=client, reply=reply, throttle=throttle):
+            case VerifyWebhook(
+                headers=headers, body=body, client=client, reply=reply, throttle=throttle, durable=durable
+            ):
                 if throttle is not None:
                     self._guard.take(throttle, ("ip", client), client)
-                self._verify_webhook(headers, body, client, reply)
+                self._verify_webhook(headers, body, client, reply, durable)
             case Login(username=username, password=password, client=client, reply=reply):
                 name = self._sessions.begin_login(username, client)
                 self.spawn(self._sessions.finish_login, name, password, client, reply)
@@ -185,17 +189,28 @@ class SecurityActor(Actor[SecurityMsg]):
         return Principal(sub, caller.role, kind, caller.claims.jti, caller.claims.exp, decision)
 
     def _verify_webhook(
-        self, headers: Mapping[str, str], body: bytes, client: str, reply: Reply[WebhookVerdict]
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        client: str,
+        reply: Reply[WebhookVerdict],
+        durable: Receipt | None,
     ) -> None:
         verdict, fresh = self._webhooks.check(headers, body, self._clock())
         if not verdict.ok:
             data = {"scheme": verdict.scheme, "status": verdict.status, "reason": verdict.reason}
             self._guard.sampled("webhook_rejected", verdict.delivery_id, client, data, sample_key=client)
-        if fresh:
-            # Durable acknowledgement: a replay after a crash must still be refused, so the verdict waits
-            # for the keys' commit (memory already refuses the replay meanwhile).
+        # Durable acknowledgement: a replay after a crash must still be refused, so the delivery is not
+        # acknowledged before its keys' commit (memory already refuses the replay meanwhile): the verdict
+        # waits for it, or the asker's receipt does (see VerifyWebhook).
+        if not fresh:
+            if durable is not None:
+                durable.done()
+            reply.send(verdict)
+        elif durable is None:
             self._guard.commit(Change(replays=fresh), lambda: reply.send(verdict))
         else:
+            self._guard.commit(Change(replays=fresh), durable.done, abort=durable.fail)
             reply.send(verdict)
 
     async def _read_after_commit(self, reply: Reply[T], read: Callable[[], Awaitable[T]]) -> None:

@@ -17,8 +17,15 @@ import trio
 
 from actors.security.ratelimit import GcraLimiter, RatePolicy
 from actors.security.store import AuditEntry, Change, SecurityStore
+from runtime import ActorCrashed
 
 MAX_BATCH = 512
+ACTOR_NAME = "security"
+
+Abort = Callable[[BaseException], object]
+
+
+_Entry = tuple[Change, Callable[[], object] | None, Abort | None, bool]
 
 
 class Committer:
@@ -29,16 +36,21 @@ class Committer:
     ) -> None:
         self._store = store
         self._clock = clock
-        # (change, done callback, is a bounded audit-only entry)
-        self._queue: deque[tuple[Change, Callable[[], object] | None, bool]] = deque()
+        # (change, done callback, abort callback, is a bounded audit-only entry)
+        self._queue: deque[_Entry] = deque()
+        self._in_flight: list[_Entry] = []
         self._wake = trio.Event()
         self._audit_pending = 0
         self._audit_capacity = audit_capacity
         self.dropped = 0
 
-    def submit(self, change: Change, done: Callable[[], object] | None = None) -> None:
-        """Queue a state change; `done` runs after it committed."""
-        self._queue.append((change, done, False))
+    def submit(
+        self, change: Change, done: Callable[[], object] | None = None, *, abort: Abort | None = None
+    ) -> None:
+        """Queue a state change; `done` runs after it committed. `abort` runs (with ActorCrashed) instead
+        if `run` ends first: the commit failed or the actor crashed. (Askers whose reply the actor holds
+        hear of a crash from the runtime; `abort` is for those who hold a `Receipt`.)"""
+        self._queue.append((change, done, abort, False))
         self._wake.set()
 
     def audit(self, entry: AuditEntry) -> None:
@@ -47,7 +59,7 @@ class Committer:
             self.dropped += 1
             return
         self._audit_pending += 1
-        self._queue.append((Change(audit=(entry,)), None, True))
+        self._queue.append((Change(audit=(entry,)), None, None, True))
         self._wake.set()
 
     @property
@@ -57,13 +69,26 @@ class Committer:
 
     async def run(self) -> None:
         """Drain forever: the one task that writes (a background task of the actor)."""
-        while True:
-            await self._wake.wait()
-            # One more scheduling round lets the actor finish the burst it is handling (it yields every
-            # few dozen messages), so one write carries all of it: half the round trips per webhook.
-            await trio.lowlevel.checkpoint()
-            self._wake = trio.Event()
-            await self._flush()
+        try:
+            while True:
+                await self._wake.wait()
+                # One more scheduling round lets the actor finish the burst it is handling (it yields
+                # every few dozen messages), so one write carries all of it: half the round trips per webhook.
+                await trio.lowlevel.checkpoint()
+                self._wake = trio.Event()
+                await self._flush()
+        except BaseException as exc:
+            self._abort_pending(exc)
+            raise
+
+    def _abort_pending(self, exc: BaseException) -> None:
+        """Tell every uncommitted change's `abort` that it never will be (run is ending: crash or stop)."""
+        pending, self._in_flight = [*self._in_flight, *self._queue], []
+        self._queue.clear()
+        error = ActorCrashed(ACTOR_NAME, None if isinstance(exc, trio.Cancelled) else exc)
+        for _, _, abort, _ in pending:
+            if abort is not None:
+                abort(error)
 
     async def drain(self) -> None:
         """Wait until everything queued before this call is durable (needs `run` to be running)."""
@@ -77,11 +102,12 @@ class Committer:
             if self.dropped:
                 lost, self.dropped = self.dropped, 0
                 entry = AuditEntry(self._clock(), "audit_dropped", data={"count": lost})
-                self._queue.append((Change(audit=(entry,)), None, False))
-            batch = [self._queue.popleft() for _ in range(min(MAX_BATCH, len(self._queue)))]
-            self._audit_pending -= sum(1 for _, _, bounded in batch if bounded)
-            await self._store.apply(*(change for change, _, _ in batch))
-            for _, done, _ in batch:
+                self._queue.append((Change(audit=(entry,)), None, None, False))
+            batch = self._in_flight = [self._queue.popleft() for _ in range(min(MAX_BATCH, len(self._queue)))]
+            self._audit_pending -= sum(1 for *_, bounded in batch if bounded)
+            await self._store.apply(*(change for change, *_ in batch))
+            self._in_flight = []
+            for _, done, _, _ in batch:
                 if done is not None:
                     done()
 

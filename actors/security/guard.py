@@ -95,6 +95,13 @@ class Guard:
         if suppressed is not None:
             self.audit(type, subject, client, {**data, "suppressed": suppressed} if suppressed else data)
 
-    def commit(self, change: Change, done: Callable[[], object] | None = None) -> None:
-        """Queue a state change for an ordered, batched commit; `done` runs once it is durable."""
-        self.committer.submit(change, done)
+    def commit(
+        self,
+        change: Change,
+        done: Callable[[], object] | None = None,
+        *,
+        abort: Callable[[BaseException], object] | None = None,
+    ) -> None:
+        """Queue a state change for an ordered, batched commit; `done` runs once it is durable (`abort`
+        instead if it never will be: see `Committer.submit`)."""
+        self.committer.submit(change, done, abort=abort)

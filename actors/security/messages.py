@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+import trio
+
 from actors.security.audit import AuditRow, AuditVerification
 from actors.security.ratelimit import RateDecision, RatePolicy
 from actors.security.roles import AUTHORISATION_TABLE, Action, Role, is_allowed
@@ -54,6 +56,7 @@ __all__ = [
     "RateDecision",
     "RateLimited",
     "RatePolicy",
+    "Receipt",
     "Refresh",
     "ResetPassword",
     "RevokeToken",
@@ -354,12 +357,53 @@ class RevokeToken:
     reply: Reply[None]
 
 
+class Receipt:
+    """Settled once a change is durable (`wait` returns), or failed when it never will be (`wait` raises).
+
+    Made by an asker and passed in a message (`VerifyWebhook.durable`) so the answer can come before the
+    commit: the asker overlaps its own next step with it, and acknowledges only after `wait`.
+    """
+
+    __slots__ = ("_error", "_settled")
+
+    def __init__(self) -> None:
+        self._settled = trio.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def settled(self) -> bool:
+        """True once durable or failed."""
+        return self._settled.is_set()
+
+    def done(self) -> None:
+        """The change is durable."""
+        self._settled.set()
+
+    def fail(self, error: BaseException) -> None:
+        """The change will never be durable; `wait` raises `error` (a no-op once settled)."""
+        if not self._settled.is_set():
+            self._error = error
+            self._settled.set()
+
+    async def wait(self) -> None:
+        """Return once durable (at once, without a checkpoint, if it already is); raise if it failed."""
+        if not self._settled.is_set():
+            await self._settled.wait()
+        if self._error is not None:
+            raise self._error
+
+
 @dataclass(frozen=True, slots=True)
 class VerifyWebhook:
     """Check a webhook's signature over the raw body; the verdict's status is 200 or a 4xx.
 
     With `throttle` (a route class), first take one rate-limit unit of `client` under it, exactly as
     `Throttle` would (RateLimited if over): one round trip instead of two.
+
+    An accepted delivery's replay keys are committed before it may be acknowledged. Without `durable`
+    the verdict waits for that commit; with it, the verdict is answered at once and `durable` settles
+    after the commit (fails, with ActorCrashed, if the actor dies first): the asker must `wait` for it
+    before acknowledging. Memory refuses a replay meanwhile either way.
     """
 
     headers: Mapping[str, str]
@@ -367,6 +411,7 @@ class VerifyWebhook:
     client: str
     reply: Reply[WebhookVerdict]
     throttle: str | None = None
+    durable: Receipt | None = None
 
 
 @dataclass(frozen=True, slots=True)
