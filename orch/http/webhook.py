@@ -2,9 +2,11 @@
 
 Order of work: read the RAW body (bounded by server.max_body_bytes) -> one ask to the security actor
 that rate-limits the client address and verifies the signature over those exact bytes (X-Signature,
-GitHub, Standard Webhooks; timestamp tolerance; replay refused; the replay keys are durable before it
-answers) -> parse the JSON -> apply it to the task through the dispatcher. Every malformed header or body
-is a 4xx. See WEBHOOK_DESCRIPTION for the event mapping.
+GitHub, Standard Webhooks; timestamp tolerance; replay refused) -> parse the JSON -> apply it to the task
+through the dispatcher -> answer once the replay keys are durable too. The verdict comes at once with a
+`Receipt` for the keys' commit, so that commit and the dispatcher's share the wait (usually one group
+commit) instead of running one after the other. Every malformed header or body is a 4xx. See
+WEBHOOK_DESCRIPTION for the event mapping.
 
 The body is read before the rate limit is taken (so an over-limit client sending an oversized body hears
 413, not 429): the server reads it off the connection either way, and a single security round trip per
@@ -28,7 +30,7 @@ from actors.dispatcher.messages import (
     TaskStatus,
     TaskView,
 )
-from actors.security.messages import VerifyWebhook, WebhookVerdict
+from actors.security.messages import Receipt, VerifyWebhook, WebhookVerdict
 from orch.domain_metrics import counted_verification
 from orch.http.app import api_error_for, current_node, json_bytes, json_response
 from orch.http.auth import client_address, scope_client
@@ -110,7 +112,9 @@ makes its worker's lease stale (it is told to stop). The task event records `by:
 the delivery. Repeating a final status is harmless (200, unchanged). A change the lifecycle does not
 allow (e.g. completed for a task still queued) is 409 `illegal-transition`; a stale token 409
 `stale-lease`. Events that are not task events (e.g. a GitHub `ping`) are acknowledged with
-`applied: false` and change nothing. Answers 200 once the change is durable."""
+`applied: false` and change nothing. Answers 200 once the change and the delivery's replay record are
+durable. A delivery that got no answer because the node stopped or crashed first may apply again when it
+is sent again after a restart, as a sender's retry would."""
 
 LEASE_FREE_TARGET: dict[ReportStatus, TaskStatus] = {
     ReportStatus.RUNNING: TaskStatus.RUNNING,
@@ -169,13 +173,16 @@ def read_delivery(pairs: Iterable[tuple[bytes, bytes]], client: str) -> Delivery
     return Delivery(client, found, mimetype, github_event)
 
 
-async def _verify(node: Node, headers: dict[str, str], raw: bytes, client: str) -> WebhookVerdict:
-    """Rate-limit `client` and verify the delivery in one counted ask (load-shed: a full mailbox is a 503)."""
+async def _verify(
+    node: Node, headers: dict[str, str], raw: bytes, client: str, durable: Receipt
+) -> WebhookVerdict:
+    """Rate-limit `client` and verify the delivery in one counted ask (load-shed: a full mailbox is a 503);
+    `durable` settles once the delivery's replay keys are committed."""
     security = node.security
     if security is None:
         raise ServiceUnavailable("The security service is not running.")
     return await counted_verification(
-        node, security, lambda r: VerifyWebhook(headers, raw, client, r, throttle="webhook")
+        node, security, lambda r: VerifyWebhook(headers, raw, client, r, "webhook", durable)
     )
 
 
@@ -311,16 +318,25 @@ async def receive_webhook() -> Response:
 
 
 async def handle_delivery(node: Node, delivery: Delivery, raw: bytes) -> dict[str, Any]:
-    """Verify `raw` (rate limit, signature, replay), parse and apply it; the answer document or ApiError."""
-    verdict = await _verify(node, delivery.signature_headers, raw, delivery.client)
+    """Verify `raw` (rate limit, signature, replay), parse and apply it; the answer document or ApiError.
+
+    The verdict comes before the replay keys are durable: the change is applied while they commit (both
+    usually ride one group commit), and no answer goes out before they are.
+    """
+    durable = Receipt()
+    verdict = await _verify(node, delivery.signature_headers, raw, delivery.client, durable)
     if not verdict.ok:
         raise _verification_error(verdict)
-    mimetype = delivery.mimetype
-    if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
-        raise UnsupportedMediaType(f"Expected Content-Type application/json, got {mimetype!r}.")
-    body = parse_json_object(raw)
-    event = _optional_str(body, "event", "type", 128) or delivery.github_event
-    outcome = await _apply(node, body, event, verdict)
+    try:
+        mimetype = delivery.mimetype
+        if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
+            raise UnsupportedMediaType(f"Expected Content-Type application/json, got {mimetype!r}.")
+        body = parse_json_object(raw)
+        event = _optional_str(body, "event", "type", 128) or delivery.github_event
+        outcome = await _apply(node, body, event, verdict)
+    finally:
+        # Errors too: a delivery refused after verification (404, 409, 422) is still spent, as before.
+        await durable.wait()
     return {"accepted": True, "scheme": verdict.scheme, "delivery_id": verdict.delivery_id, **outcome}
 
 
@@ -329,6 +345,8 @@ class WebhookEndpoint:
     machinery (request object, contexts, hooks: ~0.1 ms a delivery). Same answers as the Quart route:
     body limit (413) and timeout (408) as Quart applies them, problem+json errors through the one error
     table, the JSON answer through `json_bytes`."""
+
+    quart_free = True  # never hands the request to Quart: the Edge sends its answer without a shield
 
     def __init__(self, node: Node, *, max_body: int, body_timeout: float) -> None:
         self.node = node

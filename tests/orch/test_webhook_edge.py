@@ -21,7 +21,7 @@ from orch.http.edge import REQUEST_ID_KEY, read_body, send_problem
 from orch.http.problems import PayloadTooLarge, RequestTimeout, problem
 from orch.http.webhook import read_delivery
 
-from .helpers import StartNode
+from .helpers import StartNode, raw_exchange
 
 SECRET = "x-signature-secret-edge-0123456"
 
@@ -144,6 +144,66 @@ async def test_read_body_gives_up_after_its_time_limit(autojump_clock: trio.test
     stalled = feeder({"type": "http.request", "body": b"ab", "more_body": True})
     with pytest.raises(RequestTimeout):
         await read_body({"headers": []}, stalled, limit=100, time_limit=60)
+
+
+def channel(*messages: dict[str, Any]) -> Any:
+    """A receive like hypercorn-trio's: a memory channel's bound `receive`, these messages queued."""
+    send, receive = trio.open_memory_channel[dict[str, Any]](10)
+    for message in messages:
+        send.send_nowait(message)
+    return receive.receive
+
+
+async def test_read_body_takes_queued_messages_without_a_timer() -> None:
+    # A zero time limit would be a 408 at once if read_body waited under its timer.
+    parts = channel(
+        {"type": "http.request", "body": b"ab", "more_body": True},
+        {"type": "http.request", "body": b"", "more_body": False},
+    )
+    assert await read_body({"headers": []}, parts, limit=4, time_limit=0) == b"ab"
+    over = channel({"type": "http.request", "body": b"abcde", "more_body": True})
+    with pytest.raises(PayloadTooLarge):
+        await read_body({"headers": []}, over, limit=4, time_limit=0)
+
+
+async def test_read_body_is_complete_once_the_declared_length_arrived() -> None:
+    declared = {"headers": [(b"content-length", b"2")]}
+    first_only = channel({"type": "http.request", "body": b"ab", "more_body": True})
+    assert await read_body(declared, first_only, limit=4, time_limit=0) == b"ab"
+    streamed = feeder({"type": "http.request", "body": b"ab", "more_body": True})
+    assert await read_body(declared, streamed, limit=4, time_limit=10) == b"ab"
+
+
+async def test_read_body_waits_under_its_timer_for_what_is_not_queued_yet(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    send, receive = trio.open_memory_channel[dict[str, Any]](10)
+    send.send_nowait({"type": "http.request", "body": b"ab", "more_body": True})
+
+    async def rest_later() -> None:
+        await trio.sleep(1)
+        await send.send({"type": "http.request", "body": b"cd", "more_body": False})
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(rest_later)
+        assert await read_body({"headers": []}, receive.receive, limit=8, time_limit=60) == b"abcd"
+    stalled = channel({"type": "http.request", "body": b"ab", "more_body": True})
+    with pytest.raises(RequestTimeout):
+        await read_body({"headers": []}, stalled, limit=100, time_limit=60)
+
+
+@pytest.mark.integration
+async def test_a_delivery_asking_to_close_the_connection_gets_eof(start_node: StartNode) -> None:
+    # POST /webhook answers without the Edge's final-send shield (it never hands the request to Quart).
+    running = await start_node(**{"security.webhook_secret": SECRET})
+    body = json.dumps({"event": "ping"}).encode()
+    head = "".join(f"{k}: {v}\r\n" for k, v in signed(body).items())
+    request = (
+        f"POST /webhook HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {len(body)}\r\n{head}\r\n"
+    ).encode() + body
+    data, eof = await raw_exchange(running.url, request, limit=3.0)
+    assert data.startswith(b"HTTP/1.1 200"), data
+    assert eof, "server kept the connection open after Connection: close"
 
 
 async def test_send_problem_writes_the_problem_document_and_its_headers() -> None:
