@@ -66,31 +66,39 @@ class RetryPolicy:
 
 
 class RateMeter:
-    """Events per second over a sliding window, in one-second buckets (cheap to update and to read)."""
+    """Events per second over a sliding window, in one-second buckets (cheap to update and to read: the
+    window's total is kept as buckets come and go, so a read does not sum them)."""
 
-    __slots__ = ("_buckets", "_window")
+    __slots__ = ("_buckets", "_total", "_window")
 
     def __init__(self, window_s: int = 60) -> None:
         self._window = window_s
         self._buckets: deque[list[int]] = deque()  # [second, count], oldest first
+        self._total = 0  # the sum of the buckets' counts
 
     def add(self, now: float, count: int = 1) -> None:
         """Record ``count`` events at ``now``."""
         second = int(now)
-        if self._buckets and self._buckets[-1][0] == second:
-            self._buckets[-1][1] += count
+        buckets = self._buckets
+        if buckets and buckets[-1][0] == second:
+            buckets[-1][1] += count
         else:
-            self._buckets.append([second, count])
-        self._trim(second)
+            buckets.append([second, count])
+        self._total += count
+        if buckets[0][0] <= second - self._window:
+            self._trim(second)
 
     def rate(self, now: float) -> float:
         """Events per second over the window ending at ``now``."""
-        self._trim(int(now))
-        return sum(count for _, count in self._buckets) / self._window
+        buckets = self._buckets
+        if buckets and buckets[0][0] <= int(now) - self._window:
+            self._trim(int(now))
+        return self._total / self._window
 
     def _trim(self, second: int) -> None:
-        while self._buckets and self._buckets[0][0] <= second - self._window:
-            self._buckets.popleft()
+        buckets = self._buckets
+        while buckets and buckets[0][0] <= second - self._window:
+            self._total -= buckets.popleft()[1]
 
 
 def estimate_start(now: float, ahead: int, idle_workers: int, rate_per_s: float) -> float | None:

@@ -85,6 +85,22 @@ def test_rate_meter_counts_over_its_window_only() -> None:
     assert meter.rate(200.0) == 0.0
 
 
+def test_rate_meter_keeps_the_windows_total_as_buckets_come_and_go() -> None:
+    rng = random.Random(3)
+    meter = RateMeter(window_s=5)
+    events: list[tuple[int, int]] = []
+    now = 1000.0
+    for _ in range(500):
+        now += rng.choice([0.0, 0.3, 1.0, 2.5, 7.0])
+        count = rng.randrange(1, 4)
+        meter.add(now, count)
+        events.append((int(now), count))
+        later = now + rng.choice([0.0, 1.0, 4.0, 6.0])
+        expected = sum(n for second, n in events if second > int(later) - 5) / 5
+        assert meter.rate(later) == expected
+        now = later  # the actor's clock never steps back
+
+
 def test_estimated_start_uses_idle_workers_then_throughput() -> None:
     assert estimate_start(50.0, ahead=2, idle_workers=3, rate_per_s=0.0) == 50.0
     assert estimate_start(50.0, ahead=9, idle_workers=0, rate_per_s=10.0) == 51.0
