@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, assert_never
 
@@ -171,14 +171,14 @@ class DispatcherActor(Actor[DispatcherMsg]):
                 await self._submit(_heartbeat_cmd(HeartbeatItem(task_id, token, progress, lease)), reply)
             case HeartbeatMany(items=items, reply=reply):
                 self._check_batch(len(items), "items")
-                await self._submit_many([_checked(_heartbeat_cmd, item) for item in items], reply)
+                await self._submit_many(_checked(_heartbeat_cmd, items), reply)
             case Report(reply=reply):
                 m = message
                 item = ReportItem(m.task_id, m.lease_token, m.status, m.result, m.error, m.progress)
                 await self._submit(_report_cmd(item), reply)
             case ReportMany(items=report_items, reply=reply):
                 self._check_batch(len(report_items), "items")
-                await self._submit_many([_checked(_report_cmd, item) for item in report_items], reply)
+                await self._submit_many(_checked(_report_cmd, report_items), reply)
             case SetStatus(reply=reply):
                 m2 = message
                 if m2.status not in SETTABLE_STATUSES:
@@ -315,6 +315,7 @@ class DispatcherActor(Actor[DispatcherMsg]):
         assert request.items is not None
         written = iter(results)
         answers: list[Any] = []
+        changes: list[Change] = []  # absorbed once for the whole message, not item by item
         for refused in request.items:
             if refused is not None:
                 answers.append(refused)
@@ -323,8 +324,9 @@ class DispatcherActor(Actor[DispatcherMsg]):
             if isinstance(result, DispatcherError):
                 answers.append(result)
             else:
-                self._absorb(result.changes, now)
+                changes += result.changes
                 answers.append(result.value)
+        self._absorb(changes, now)
         request.reply.send(tuple(answers))
 
     def _take_writes(self) -> list[_Request]:
@@ -351,7 +353,7 @@ class DispatcherActor(Actor[DispatcherMsg]):
     def _idle_workers(self, core: str) -> int:
         return self._waiters.count(core) + self._feeding.get(core, 0)
 
-    def _absorb(self, changes: tuple[Change, ...], now: float) -> None:
+    def _absorb(self, changes: Sequence[Change], now: float) -> None:
         if changes:
             self._after_changes(self._ledger.apply(changes, now))
 
@@ -559,12 +561,15 @@ def _report_cmd(item: ReportItem) -> ReportCmd:
     return ReportCmd(item.task_id, item.lease_token, item.status, item.result, item.error, item.progress)
 
 
-def _checked(make: Callable[[Item], Command], item: Item) -> Command | DispatcherError:
-    """``make(item)``, or the domain error that refused it (an item of a *Many message)."""
-    try:
-        return make(item)
-    except DispatcherError as error:
-        return error
+def _checked(make: Callable[[Item], Command], items: Iterable[Item]) -> list[Command | DispatcherError]:
+    """``make(item)`` for each item of a *Many message, or the domain error that refused it."""
+    out: list[Command | DispatcherError] = []
+    for item in items:  # one loop around the try, not a call per item
+        try:
+            out.append(make(item))
+        except DispatcherError as error:
+            out.append(error)
+    return out
 
 
 def _check_core(core: str, field: str) -> None:
