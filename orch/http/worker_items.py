@@ -26,7 +26,7 @@ from actors.dispatcher.messages import (
 from orch.http.body import JsonObject
 from orch.http.problems import ApiError, InternalError, ValidationFailed, problem_body, to_api_error
 from orch.http.task_input import MAX_ERROR_LEN, read_status_change
-from orch.http.task_views import heartbeat_json, task_json
+from orch.http.task_views import iso, task_json
 from orch.logs import correlation_id
 from runtime import ActorRef
 
@@ -147,7 +147,7 @@ async def heartbeat_many(
         )
         return answers
 
-    return await _many(parsed, ask, lambda ack: {"ok": True, **heartbeat_json(ack)}, instance)
+    return await _many(parsed, ask, _heartbeat_ok, instance)
 
 
 async def report_many(
@@ -161,7 +161,21 @@ async def report_many(
         )
         return answers
 
-    return await _many(parsed, ask, lambda view: {"ok": True, "task": task_json(view)}, instance)
+    return await _many(parsed, ask, _report_ok, instance)
+
+
+def _heartbeat_ok(ack: HeartbeatAck) -> dict[str, Any]:
+    # `heartbeat_json`'s members after "ok", built in place (no merge of a second dict per item).
+    return {
+        "ok": True,
+        "task_id": ack.task_id,
+        "lease_expires_at": iso(ack.lease_expires_at),
+        "cancel_requested": ack.cancel_requested,
+    }
+
+
+def _report_ok(view: TaskView) -> dict[str, Any]:
+    return {"ok": True, "task": task_json(view)}
 
 
 async def _many(
@@ -171,11 +185,15 @@ async def _many(
     instance: str,
 ) -> dict[str, Any]:
     valid = [item for item in parsed if not isinstance(item, ApiError)]
-    answers = iter(await ask(valid) if valid else ())
+    answers: Sequence[Any] = await ask(valid) if valid else ()
+    if len(valid) == len(parsed):  # every item was read: the answers are the outcomes, in item order
+        outcomes = answers
+    else:
+        written = iter(answers)
+        outcomes = [item if isinstance(item, ApiError) else next(written) for item in parsed]
     request_id = correlation_id.get()
     results: list[dict[str, Any]] = []
-    for item in parsed:
-        outcome: Any = item if isinstance(item, ApiError) else next(answers)
+    for outcome in outcomes:
         if isinstance(outcome, BaseException):
             error = to_api_error(outcome) or InternalError()
             results.append(

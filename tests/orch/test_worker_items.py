@@ -7,13 +7,17 @@ from typing import Any
 
 import pytest
 
-from orch.http.problems import ValidationFailed
+from actors.dispatcher.messages import HeartbeatAck, HeartbeatItem
+from orch.http.problems import NotFound, ValidationFailed
+from orch.http.task_views import heartbeat_json
 from orch.http.worker_items import (
+    heartbeat_many,
     plain_heartbeat,
     plain_report,
     read_heartbeat_item,
     read_items,
     read_report_item,
+    report_many,
 )
 
 TOKEN = "f" * 32
@@ -73,3 +77,42 @@ def test_bad_items_get_their_named_error_in_place() -> None:
     assert isinstance(third, ValidationFailed) and third.extensions["field"] == "heartbeats.2"
     with pytest.raises(ValidationFailed):
         read_items([], "heartbeats", _hb, plain_heartbeat)
+
+
+class _Ref:
+    """Answers every ask with the given outcomes (what the dispatcher would send)."""
+
+    def __init__(self, outcomes: tuple[Any, ...]) -> None:
+        self.outcomes = outcomes
+        self.asked: list[Any] = []
+
+    async def ask(self, make: Any) -> tuple[Any, ...]:
+        self.asked.append(make)
+        return self.outcomes
+
+
+async def test_batch_answers_keep_item_order_with_read_errors_and_refusals_in_place() -> None:
+    acks = (
+        HeartbeatAck("t1", 1764227581.5, False),
+        NotFound("no task t3"),
+        HeartbeatAck("t4", 2.0, True),
+    )
+    parsed: list[Any] = [
+        HeartbeatItem("t1", TOKEN),
+        ValidationFailed("heartbeats.1.lease_token", "is required"),
+        HeartbeatItem("t3", TOKEN),
+        HeartbeatItem("t4", TOKEN),
+    ]
+    answer = await heartbeat_many(_Ref(acks), parsed, "/ws/dispatch")  # type: ignore[arg-type]
+    ok1, bad, refused, ok4 = answer["results"]
+    assert ok1 == {"ok": True, **heartbeat_json(acks[0])}
+    assert list(ok1) == ["ok", "task_id", "lease_expires_at", "cancel_requested"]
+    assert ok4 == {"ok": True, **heartbeat_json(acks[2])}
+    assert bad["ok"] is False and bad["error"]["status"] == 422
+    assert refused["ok"] is False and refused["error"]["status"] == 404
+
+
+async def test_a_batch_without_valid_items_asks_the_dispatcher_nothing() -> None:
+    ref = _Ref(("not a view",))
+    answer = await report_many(ref, [], "/x")  # type: ignore[arg-type]
+    assert answer == {"results": []} and ref.asked == []  # nothing valid: no ask
