@@ -188,7 +188,12 @@ def node_server(
         (workdir / "config.yaml").write_text(config_yaml)
         argv += ["--config", str(workdir / "config.yaml")]
     server = start_server(
-        "node", argv, NODE_READY, workdir, _clean_env({**credentials.env(), **(env or {})}), wait=wait
+        "node",
+        argv,
+        NODE_READY,
+        workdir,
+        _clean_env({"PYTHONPATH": _repo_root(), **credentials.env(), **(env or {})}),
+        wait=wait,
     )
     try:
         yield server

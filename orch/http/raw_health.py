@@ -25,6 +25,8 @@ _NO_STORE = [(b"cache-control", b"no-store")]
 class HealthEndpoint:
     """GET and HEAD /health for one node (the Edge sets the request id, counts and logs the answer)."""
 
+    quart_free = True  # never hands the request to Quart: the Edge sends its answer without a shield
+
     def __init__(self, node: Node) -> None:
         self.node = node
 

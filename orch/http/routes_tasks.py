@@ -237,6 +237,8 @@ class DispatchBatchEndpoint:
     without Quart's request machinery (its cost per request is several us per task of a batch of 100).
     Registered by `orch.http.app._raw_routes` with the route's guard."""
 
+    quart_free = True  # never hands the request to Quart (`DispatchEndpoint` may: `stay`): no final shield
+
     def __init__(self, node: Node, guard: Guard, *, max_body: int, body_timeout: float) -> None:
         self.node = node
         self.guard = guard
