@@ -22,6 +22,7 @@ from hypercorn.typing import ASGIFramework
 
 from orch.config import Config, ServerConfig
 from orch.http import OrchApp, Router, create_app
+from orch.keepalive import install as install_idle_timer
 from orch.node import ActorSpecs, Node, open_node
 
 __all__ = ["READY_PREFIX", "BindError", "RunningNode", "hypercorn_config", "run_node", "serve_app"]
@@ -75,6 +76,7 @@ async def serve_app(
 ) -> None:
     """Serve `app` until `node.shutdown_requested`, then drain. Started value: the bound URL."""
     config = hypercorn_config(node.config.server)
+    install_idle_timer()
     started = False
     try:
         async with trio.open_nursery() as nursery:

@@ -1,0 +1,112 @@
+"""A cheaper keep-alive idle timer for Hypercorn's trio worker (one per connection, not one per request).
+
+Hypercorn's `TCPServer` closes a keep-alive connection that stays idle for `keep_alive_timeout`, or
+at once when the server shuts down, with a task it stops when a request arrives and starts again after
+each answer (`TrioSingleTask`: a lock, a cancelled task, `nursery.start` of a new one). That costs ~95 us
+of CPU per request here — a tenth of what a whole small request costs the node (DESIGN §7). `IdleTimer`
+keeps the same rules with one watcher task per connection whose cancel-scope deadline moves instead.
+
+`install()` makes Hypercorn's trio worker build `OrchTCPServer`s (a module attribute of
+`hypercorn.trio.run`); it leaves Hypercorn alone when the server class does not look as expected.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import hypercorn.trio.run as hypercorn_run
+import trio
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import TrioSingleTask
+
+__all__ = ["IdleTimer", "OrchTCPServer", "install"]
+
+_log = logging.getLogger("orch.server")
+
+
+class IdleTimer(TrioSingleTask):
+    """`TCPServer.idle_task`: `restart` (the connection went idle) and `stop` (a request came) move one
+    watcher's deadline; `finish` (the connection's reading ended) lets the watcher go without closing."""
+
+    def __init__(self, server: TCPServer) -> None:
+        super().__init__()
+        self._server = server
+        self._deadline = math.inf  # inf while a request runs
+        self._scope: trio.CancelScope | None = None
+        self._watching = False
+        self._finished = False
+
+    async def restart(self, task_group: Any, action: Callable[..., Any]) -> None:
+        """Idle from now on: close after `keep_alive_timeout`, or at once when the server is stopping."""
+        del action  # TCPServer._idle_timeout: `_watch` waits the same way, on a deadline it can move
+        stopping = self._server.context.terminated.is_set()
+        self._move(trio.current_time() + (0.0 if stopping else self._server.config.keep_alive_timeout))
+        if not self._watching and not self._finished:
+            self._watching = True
+            task_group.spawn(self._watch)
+
+    async def stop(self) -> None:
+        """A request is being served: no idle deadline until the next `restart`."""
+        self._move(math.inf)
+
+    def finish(self) -> None:
+        """The connection stopped reading (closed, broken, timed out): the watcher ends, closing nothing."""
+        self._finished = True
+        self._move(-math.inf)
+
+    def _move(self, deadline: float) -> None:
+        self._deadline = deadline
+        if self._scope is not None:
+            self._scope.deadline = deadline
+
+    async def _watch(self) -> None:
+        terminated = self._server.context.terminated
+        while True:
+            with trio.CancelScope(deadline=self._deadline) as scope:
+                self._scope = scope
+                if terminated.is_set():  # stopping while a request runs: wait for it to go idle
+                    await trio.sleep_forever()
+                else:
+                    await terminated.wait()
+            self._scope = None
+            if self._finished:
+                return
+            idle = self._deadline != math.inf
+            if idle and (terminated.is_set() or trio.current_time() >= self._deadline):
+                break
+        with trio.CancelScope(shield=True):
+            await self._server._initiate_server_close()
+
+
+class OrchTCPServer(TCPServer):
+    """Hypercorn's trio `TCPServer` with an `IdleTimer` as its idle task."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.idle_task = IdleTimer(self)
+
+    async def _read_data(self) -> None:
+        try:
+            await super()._read_data()
+        finally:
+            timer = self.idle_task
+            assert isinstance(timer, IdleTimer)
+            timer.finish()
+
+
+_EXPECTED = ("idle_task", "_idle_timeout", "_initiate_server_close", "_read_data", "protocol_send")
+
+
+def install() -> bool:
+    """Serve with `OrchTCPServer` from now on (idempotent); False if Hypercorn's server is not as expected."""
+    current = getattr(hypercorn_run, "TCPServer", None)
+    if current is OrchTCPServer:
+        return True
+    if current is not TCPServer or not all(hasattr(TCPServer, name) for name in _EXPECTED[1:]):
+        _log.warning("hypercorn's TCPServer is not the one orch knows: keeping its own idle timer")
+        return False
+    setattr(hypercorn_run, "TCPServer", OrchTCPServer)  # noqa: B010 (not a re-export mypy knows)
+    return True

@@ -1,0 +1,184 @@
+"""`IdleTimer` keeps Hypercorn's keep-alive rules with one watcher per connection: an idle connection
+closes after `keep_alive_timeout` or at once when the server stops; a running request is never cut."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import trio
+import trio.testing
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import EventWrapper
+
+from orch.keepalive import IdleTimer, OrchTCPServer, install
+
+from .auth_helpers import auth_headers
+from .helpers import StartNode
+
+TIMEOUT = 5.0
+
+
+@dataclass
+class FakeServer:
+    """What `IdleTimer` uses of Hypercorn's `TCPServer`."""
+
+    closed_at: list[float] = field(default_factory=list)
+    context: Any = field(default_factory=lambda: _Context())
+    config: Any = field(default_factory=lambda: _Config())
+
+    async def _initiate_server_close(self) -> None:
+        self.closed_at.append(trio.current_time())
+
+
+class _Context:
+    def __init__(self) -> None:
+        self.terminated = EventWrapper()
+
+
+class _Config:
+    keep_alive_timeout = TIMEOUT
+
+
+class _Group:
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self.spawn: Callable[[Callable[[], Awaitable[None]]], None] = nursery.start_soon
+
+
+@asynccontextmanager
+async def watched() -> AsyncIterator[tuple[IdleTimer, FakeServer, _Group]]:
+    server = FakeServer()
+    timer = IdleTimer(cast(TCPServer, server))
+    async with trio.open_nursery() as nursery:
+        yield timer, server, _Group(nursery)
+        timer.finish()
+
+
+async def _never() -> None:
+    raise AssertionError("IdleTimer must not run Hypercorn's idle action")
+
+
+async def test_an_idle_connection_closes_after_the_keep_alive_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with watched() as (timer, server, group):
+        await timer.restart(group, _never)
+        await trio.sleep(TIMEOUT * 3)
+        assert server.closed_at == [TIMEOUT]
+
+
+async def test_each_answer_starts_the_idle_timeout_again(autojump_clock: trio.testing.MockClock) -> None:
+    async with watched() as (timer, server, group):
+        for _ in range(3):  # three requests, each answered after 1 s of idleness
+            await timer.restart(group, _never)
+            await trio.sleep(1.0)
+            await timer.stop()
+            await trio.sleep(2.0)
+        await timer.restart(group, _never)
+        start = trio.current_time()
+        await trio.sleep(TIMEOUT * 2)
+        assert server.closed_at == [start + TIMEOUT]
+
+
+async def test_a_request_running_longer_than_the_timeout_is_not_cut(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with watched() as (timer, server, group):
+        await timer.restart(group, _never)
+        await trio.sleep(1.0)
+        await timer.stop()
+        await trio.sleep(TIMEOUT * 10)
+        assert server.closed_at == []
+
+
+async def test_stopping_the_server_closes_an_idle_connection_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with watched() as (timer, server, group):
+        await timer.restart(group, _never)
+        await trio.sleep(1.0)
+        await server.context.terminated.set()
+        await trio.sleep(0.1)
+        assert server.closed_at == [1.0]
+
+
+async def test_stopping_the_server_waits_for_a_running_request_then_closes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with watched() as (timer, server, group):
+        await timer.restart(group, _never)
+        await timer.stop()
+        await server.context.terminated.set()
+        await trio.sleep(TIMEOUT * 2)
+        assert server.closed_at == []
+        await timer.restart(group, _never)  # the answer went out
+        await trio.sleep(0.1)
+        assert server.closed_at == [TIMEOUT * 2]
+
+
+async def test_a_connection_that_stopped_reading_ends_its_watcher_without_closing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    server = FakeServer()
+    timer = IdleTimer(cast(TCPServer, server))
+    with trio.fail_after(1.0):  # the nursery ends only when the watcher has
+        async with trio.open_nursery() as nursery:
+            await timer.restart(_Group(nursery), _never)
+            await timer.stop()  # a request runs ...
+            timer.finish()  # ... and the client went away
+    assert server.closed_at == []
+
+
+def test_install_makes_hypercorn_build_orch_servers_and_is_idempotent() -> None:
+    import hypercorn.trio.run as hypercorn_run
+
+    assert install() and install()
+    assert getattr(hypercorn_run, "TCPServer") is OrchTCPServer  # noqa: B009 (not re-exported for mypy)
+
+
+async def _read_answer(stream: trio.SocketStream) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += await stream.receive_some(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    while len(body) < length:
+        body += await stream.receive_some(65536)
+    return head
+
+
+@pytest.mark.integration
+async def test_a_node_closes_an_idle_keep_alive_connection_after_its_timeout(start_node: StartNode) -> None:
+    running = await start_node(**{"server.keep_alive_timeout": 0.3})
+    url = urlsplit(running.url)
+    stream = await trio.open_tcp_stream(url.hostname or "127.0.0.1", url.port or 80)
+    request = b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n"
+    for _ in range(3):  # the connection serves request after request
+        await stream.send_all(request)
+        assert (await _read_answer(stream)).startswith(b"HTTP/1.1 200")
+    with trio.fail_after(10):
+        assert await stream.receive_some(65536) == b"", "the idle connection was closed"
+    await stream.aclose()
+
+
+@pytest.mark.integration
+async def test_a_node_keeps_a_connection_whose_request_outlasts_the_timeout(start_node: StartNode) -> None:
+    running = await start_node(**{"server.keep_alive_timeout": 0.3})
+    headers = await auth_headers(running, "system")
+    async with httpx.AsyncClient(base_url=running.url, headers=headers, timeout=10) as http:
+        body = json.dumps({"worker_id": "w", "wait": 1.0}).encode()
+        first = await http.post("/cores/IDLE_CORE/claim", content=body)  # long-polls 1 s, finds nothing
+        assert first.status_code == 204
+        second = await http.get("/health")
+        assert second.status_code == 200
+        assert first.extensions["network_stream"] is second.extensions["network_stream"]
