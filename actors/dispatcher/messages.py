@@ -22,9 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.storage import StoredEvent
-from runtime import DomainError, Reply
-
-from .builders import positional_builder
+from runtime import DomainError, Reply, positional_builder
 
 PRIORITY_MIN = -100
 PRIORITY_MAX = 100

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from actors.storage import EventItem, Tx
+from runtime import positional_builder
 
-from .builders import positional_builder
 from .ids import new_task_ids
 from .messages import TaskSpec, TaskStatus, TaskView, build_task_view
 from .rows import INSERT, TaskRow, select_many

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from actors.dispatcher.builders import positional_builder
 from actors.dispatcher.messages import DispatchAccepted, TaskSpec, TaskStatus, TaskView
 from actors.dispatcher.store import Change, Dispatched
+from runtime import positional_builder
 
 VIEW = TaskView(
     "t1", "c", 3, TaskStatus.QUEUED, 0, 3, 2.5, {"k": [1, 2]}, True, "key", 10.0, None, None, None,
