@@ -15,7 +15,7 @@ from actors.security.store import Change
 from runtime import ActorCrashed
 
 from .conftest import FakeClock
-from .test_webhook_replay_restart import Ref, running, signed
+from .test_webhook_replay_restart import Ref, running, signed, stored_keys
 
 
 async def verify_with_receipt(
@@ -24,14 +24,6 @@ async def verify_with_receipt(
     receipt = Receipt()
     verdict = await ref.ask(lambda r: VerifyWebhook(headers, body, "203.0.113.9", r, durable=receipt))
     return verdict, receipt
-
-
-def stored_keys(db_path: Path) -> int:
-    conn = sqlite3.connect(db_path)
-    try:
-        return int(conn.execute("SELECT count(*) FROM webhook_replays").fetchone()[0])
-    finally:
-        conn.close()
 
 
 async def test_verdict_comes_before_the_commit_and_the_receipt_after_it(
