@@ -13,9 +13,10 @@ Durability is checked as for HTTP: every acknowledged task is in the store after
   flight, then one `heartbeat` and one `report` per task.
 * `BENCH_WS_CYCLE_DISPATCH` (default 20): tasks per dispatcher request (`dispatch_batch` above 1,
   `dispatch` at 1), 20 requests in flight per dispatcher.
-* `BENCH_WS_CYCLE_BACKLOG` (default 4,000): the dispatchers are paced by the workers (closed loop, see
-  `bench.harness.pacing`): at most this many tasks dispatched and not yet completed, so the run measures
-  the steady state instead of a queue that grows without bound; 0 = open loop (dispatch flat out).
+* `BENCH_WS_CYCLE_BACKLOG` (default 4 x workers x claim max: 4,000): the dispatchers are paced by the
+  workers (closed loop, see `bench.harness.pacing`): at most this many tasks dispatched and not yet
+  completed, so the run measures the steady state instead of a queue that grows without bound; 0 = open
+  loop (dispatch flat out).
 """
 
 from __future__ import annotations
@@ -261,7 +262,7 @@ def run_cycle(options: Options) -> ScenarioResult:
         node = next(t for t in bench.targets() if t.name == NODE)
         n = batch_setting("BENCH_WS_CYCLE_MAX", 50)
         d = batch_setting("BENCH_WS_CYCLE_DISPATCH", 20)
-        limit = _cycle_backlog(bench, options)
+        limit = _cycle_backlog(bench, options, default=4 * WORKERS * n)
         worker: WsWorkerCycle | WsWorkerBatchCycle = (
             WsWorkerCycle(backlog=limit) if n == 1 else WsWorkerBatchCycle(max=n, backlog=limit)
         )
@@ -285,9 +286,9 @@ def run_cycle(options: Options) -> ScenarioResult:
     return bench.result
 
 
-def _cycle_backlog(bench: Bench, options: Options) -> int:
+def _cycle_backlog(bench: Bench, options: Options, *, default: int) -> int:
     """`BENCH_WS_CYCLE_BACKLOG` (0: open loop); pacing needs dispatchers and workers in one process."""
-    limit = batch_setting("BENCH_WS_CYCLE_BACKLOG", 4_000, minimum=0)
+    limit = batch_setting("BENCH_WS_CYCLE_BACKLOG", default, minimum=0)
     if limit and options.processes > 1:
         bench.result.notes.append("open loop: backlog pacing needs --processes 1")
         return 0
