@@ -14,6 +14,7 @@ import httpx
 import pytest
 import trio
 import trio.testing
+from hypercorn.events import RawData
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import EventWrapper
 
@@ -133,6 +134,24 @@ async def test_a_connection_that_stopped_reading_ends_its_watcher_without_closin
             await timer.stop()  # a request runs ...
             timer.finish()  # ... and the client went away
     assert server.closed_at == []
+
+
+class _Stream:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def send_all(self, data: bytes) -> None:
+        self.sent.append(data)
+
+
+async def test_the_server_writes_what_it_is_given_but_skips_writes_of_nothing() -> None:
+    stream = _Stream()
+    server = OrchTCPServer(
+        cast(Any, None), cast(Any, None), cast(Any, None), cast(Any, {}), cast(Any, stream)
+    )
+    for data in (b"HTTP/1.1 200 OK\r\n\r\n", b"{}", b""):
+        await server.protocol_send(RawData(data))
+    assert stream.sent == [b"HTTP/1.1 200 OK\r\n\r\n", b"{}"]
 
 
 def test_install_makes_hypercorn_build_orch_servers_and_is_idempotent() -> None:
