@@ -64,7 +64,7 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "ws-cycle": Scenario(
         "bench.scenarios.wsdispatch:run_cycle",
-        "full cycle over websockets: ws dispatchers + 20 ws workers (10 tasks in flight each)",
+        "full cycle over websockets: ws dispatchers + 20 ws workers (claim up to 100, heartbeat, report)",
         (4, 8),
         (4,),
     ),

@@ -8,12 +8,12 @@ Durability is checked as for HTTP: every acknowledged task is in the store after
 
 `ws-cycle` batches as high-throughput workers do (environment variables, read when the scenario starts):
 
-* `BENCH_WS_CYCLE_MAX` (default 50): tasks per claim. Above 1 a worker sends one `claim` with `max` N,
+* `BENCH_WS_CYCLE_MAX` (default 100): tasks per claim. Above 1 a worker sends one `claim` with `max` N,
   then one `heartbeat_batch` and one `report_batch` for the tasks it got; 1 = 10 single `claim`s in
   flight, then one `heartbeat` and one `report` per task.
 * `BENCH_WS_CYCLE_DISPATCH` (default 20): tasks per dispatcher request (`dispatch_batch` above 1,
   `dispatch` at 1), 20 requests in flight per dispatcher.
-* `BENCH_WS_CYCLE_BACKLOG` (default 4 x workers x claim max: 4,000): the dispatchers are paced by the
+* `BENCH_WS_CYCLE_BACKLOG` (default 4 x workers x claim max: 8,000): the dispatchers are paced by the
   workers (closed loop, see `bench.harness.pacing`): at most this many tasks dispatched and not yet
   completed, so the run measures the steady state instead of a queue that grows without bound; 0 = open
   loop (dispatch flat out).
@@ -260,7 +260,7 @@ def run_cycle(options: Options) -> ScenarioResult:
         if not _node_only(bench):
             return bench.result
         node = next(t for t in bench.targets() if t.name == NODE)
-        n = batch_setting("BENCH_WS_CYCLE_MAX", 50)
+        n = batch_setting("BENCH_WS_CYCLE_MAX", 100)
         d = batch_setting("BENCH_WS_CYCLE_DISPATCH", 20)
         limit = _cycle_backlog(bench, options, default=4 * WORKERS * n)
         worker: WsWorkerCycle | WsWorkerBatchCycle = (
