@@ -89,7 +89,7 @@ class OrchTCPServer(TCPServer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.idle_task = IdleTimer(self)
+        self._idle_timer = self.idle_task = IdleTimer(self)
 
     async def protocol_send(self, event: Event) -> None:
         """Hypercorn's, except that a write of no bytes (h11's end of a Content-Length body) is skipped."""
@@ -101,12 +101,10 @@ class OrchTCPServer(TCPServer):
         try:
             await super()._read_data()
         finally:
-            timer = self.idle_task
-            assert isinstance(timer, IdleTimer)
-            timer.finish()
+            self._idle_timer.finish()
 
 
-_EXPECTED = ("idle_task", "_idle_timeout", "_initiate_server_close", "_read_data", "protocol_send")
+_EXPECTED = ("_idle_timeout", "_initiate_server_close", "_read_data", "protocol_send")
 
 
 def install() -> bool:
@@ -114,7 +112,7 @@ def install() -> bool:
     current = getattr(hypercorn_run, "TCPServer", None)
     if current is OrchTCPServer:
         return True
-    if current is not TCPServer or not all(hasattr(TCPServer, name) for name in _EXPECTED[1:]):
+    if current is not TCPServer or not all(hasattr(TCPServer, name) for name in _EXPECTED):
         _log.warning("hypercorn's TCPServer is not the one orch knows: keeping its own idle timer")
         return False
     setattr(hypercorn_run, "TCPServer", OrchTCPServer)  # noqa: B010 (not a re-export mypy knows)

@@ -7,7 +7,7 @@ from typing import Any
 
 import trio
 
-from actors.security.committer import AuditSampler, Committer
+from actors.security.committer import Abort, AuditSampler, Committer
 from actors.security.messages import InvalidRequest, RateLimited
 from actors.security.ratelimit import GcraLimiter, RateDecision, RatePolicy
 from actors.security.settings import SecuritySettings
@@ -100,7 +100,7 @@ class Guard:
         change: Change,
         done: Callable[[], object] | None = None,
         *,
-        abort: Callable[[BaseException], object] | None = None,
+        abort: Abort | None = None,
     ) -> None:
         """Queue a state change for an ordered, batched commit; `done` runs once it is durable (`abort`
         instead if it never will be: see `Committer.submit`)."""
