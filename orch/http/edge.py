@@ -12,9 +12,10 @@ the stream closed (`http.disconnect`), and that cancellation lands in the middle
 `send_eof`/`aclose` run: the socket stays open and a client reading to EOF hangs. Shielding the final
 body send lets hypercorn finish closing. Every step inside it is bounded (hypercorn already shields the
 socket write itself), so the shield cannot hang. A raw handler whose `quart_free` attribute is true
-(it never hands the request to Quart) goes without the shield: hypercorn itself never cancels the app's
-task when the stream closes (it only queues `http.disconnect`), and such a handler does not watch `receive`
-while it answers.
+goes without the shield: hypercorn itself never cancels the app's task when the stream closes (it only
+queues `http.disconnect`), and such a handler does not watch `receive` while it answers. A raw handler
+that hands only some requests to Quart (`DispatchEndpoint`: `stay`) is `quart_free` and passes Quart a
+`shielded_final_send(send)`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ __all__ = [
     "scope_header",
     "send_json",
     "send_problem",
+    "shielded_final_send",
     "valid_request_id",
 ]
 
@@ -174,6 +176,20 @@ async def send_problem(
     await send_json(send, error.status, body, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
 
 
+def shielded_final_send(send: Send) -> Send:
+    """`send` with the last body message of the response shielded from cancellation (the
+    Connection-close fix of the module docstring), for a request that Quart answers."""
+
+    async def shielded(message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            with trio.CancelScope(shield=True):
+                await send(message)
+        else:
+            await send(message)
+
+    return shielded
+
+
 def _add_rate_headers(headers: list[tuple[bytes, bytes]], rate: RateDecision) -> None:
     """The caller's RateLimit / RateLimit-Policy, unless the answer carries its own."""
     present = {bytes(k).lower() for k, _ in headers}
@@ -262,23 +278,18 @@ class Edge:
                 handler = raw
         # Only Quart cancels a request when its stream closes (see the module docstring): the last send of
         # a raw handler that never hands the request to Quart needs no shield (a cancel scope, ~10 us).
-        shield_last = not getattr(handler, "quart_free", False)
+        to_server = send if getattr(handler, "quart_free", False) else shielded_final_send(send)
 
         async def edge_send(message: Message) -> None:
             nonlocal status
-            kind = message["type"]
-            if kind == "http.response.start":
+            if message["type"] == "http.response.start":
                 status = int(message["status"])
                 headers = [*message.get("headers", ()), *extra]
                 rate = scope.get(RATE_KEY)
                 if rate is not None:
                     _add_rate_headers(headers, rate)
                 message = {**message, "headers": headers}
-            if shield_last and kind == "http.response.body" and not message.get("more_body", False):
-                with trio.CancelScope(shield=True):  # see the module docstring
-                    await send(message)
-            else:
-                await send(message)
+            await to_server(message)
 
         self.metrics.in_flight_now += 1
         try:

@@ -42,6 +42,7 @@ from orch.http.edge import (
     scope_header,
     send_json,
     send_problem,
+    shielded_final_send,
 )
 from orch.http.problems import Forbidden, ValidationFailed
 from orch.http.query import query_csv, query_int, query_str
@@ -158,7 +159,11 @@ class DispatchEndpoint:
 
     A `stay` dispatch is handed on to the Quart route (with the body it sent and the caller already
     checked): it waits for the task's end and leaves when the client disconnects, as Quart arranges.
+    Only that hand-off needs the Edge's final-send shield, so the endpoint is `quart_free` and shields
+    the hand-off itself.
     """
+
+    quart_free = True  # the Edge adds no shield; `stay` hand-offs get `shielded_final_send`
 
     def __init__(
         self, node: Node, quart: ASGIApp, guard: Guard, *, max_body: int, body_timeout: float
@@ -183,7 +188,7 @@ class DispatchEndpoint:
             return
         if accepted is None:
             scope[PRINCIPAL_KEY] = principal
-            await self.quart(scope, _replay(raw, receive), send)
+            await self.quart(scope, _replay(raw, receive), shielded_final_send(send))
             return
         status = 201 if accepted.created else 200
         location = (b"location", _location(accepted).encode())
@@ -237,7 +242,7 @@ class DispatchBatchEndpoint:
     without Quart's request machinery (its cost per request is several us per task of a batch of 100).
     Registered by `orch.http.app._raw_routes` with the route's guard."""
 
-    quart_free = True  # never hands the request to Quart (`DispatchEndpoint` may: `stay`): no final shield
+    quart_free = True  # never hands the request to Quart: no final shield
 
     def __init__(self, node: Node, guard: Guard, *, max_body: int, body_timeout: float) -> None:
         self.node = node
