@@ -202,3 +202,21 @@ def test_listen_backlog_defaults_to_4096_and_reaches_hypercorn() -> None:
     assert hypercorn_config(tuned.server).backlog == 512
     with pytest.raises(ConfigError, match=r"server\.backlog"):
         load_config(env={"ORCH_SERVER__BACKLOG": "0"})
+
+
+def test_response_date_header_is_current_and_formatted_once_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from wsgiref.handlers import format_date_time
+
+    import orch.server
+    from orch.server import hypercorn_config
+
+    config = hypercorn_config(load_config(env={}).server)
+    clock = [1_700_000_000.2]
+    monkeypatch.setattr(orch.server.time, "time", lambda: clock[0])
+    first = config.response_headers("h11")
+    first.append((b"x-caller", b"own copy"))
+    assert config.response_headers("h11") == [(b"date", format_date_time(1_700_000_000).encode())]
+    clock[0] = 1_700_000_001.0
+    assert config.response_headers("h11") == [(b"date", format_date_time(1_700_000_001).encode())]
