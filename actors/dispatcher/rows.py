@@ -25,6 +25,12 @@ INSERT = (
     "INSERT INTO tasks (id, core_id, priority, status, max_attempts, timeout_s, metadata, stay,"
     " idempotency_key, not_before, rank, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+INSERT_PLAIN = (
+    "INSERT INTO tasks (id, core_id, priority, status, max_attempts, metadata, stay, not_before, rank,"
+    " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+"""`INSERT` of a task without timeout and idempotency key (the common one): those columns are left NULL
+rather than bound as None, which the sqlite3 module only binds after a failed adapter lookup (~0.6 us)."""
 
 # The columns an op may change, with their positions in COLUMNS.
 _MUTABLE = (
@@ -40,9 +46,13 @@ _UPDATES: dict[tuple[int, ...], str] = {}
 def _update_sql(changed: tuple[int, ...]) -> str:
     # Only changed columns are SET: SQLite rewrites every index that covers a SET column (or has it in
     # its WHERE), whether or not the value differs, so a full-row UPDATE cost 2.5x a narrow one.
+    # A column set to NULL is written as the literal (index ~i in `changed`), not bound as None: the sqlite3
+    # module binds None only after a failed adapter lookup that formats an AttributeError (~0.6 us).
     sql = _UPDATES.get(changed)
     if sql is None:
-        columns = ", ".join(f"{_MUTABLE[i][0]} = ?" for i in changed)
+        columns = ", ".join(
+            f"{_MUTABLE[i][0]} = ?" if i >= 0 else f"{_MUTABLE[~i][0]} = NULL" for i in changed
+        )
         sql = _UPDATES[changed] = f"UPDATE tasks SET {columns} WHERE seq = ?"
     return sql
 
@@ -174,12 +184,19 @@ class TaskRow:
             self.error, self.updated_at, self.finished_at,
         )  # fmt: skip
         was = _MUTABLE_OF(loaded)
-        changed = tuple([i for i, new, old in zip(_INDEXES, values, was, strict=True) if new != old])
+        changed: list[int] = []
+        params: list[Any] = []
+        for i, new, old in zip(_INDEXES, values, was, strict=True):
+            if new != old:
+                if new is None:
+                    changed.append(~i)  # SET to the NULL literal (see `_update_sql`)
+                else:
+                    changed.append(i)
+                    params.append(new)
         if not changed:
             return None
-        params = [values[i] for i in changed]
         params.append(self.seq)
-        return _update_sql(changed), tuple(params)
+        return _update_sql(tuple(changed)), tuple(params)
 
 
 def select_one(conn: sqlite3.Connection, task_id: str) -> TaskRow | None:

@@ -39,6 +39,7 @@ from .store import (
 )
 
 HolderCmd = HeartbeatCmd | ReportCmd
+_HOLDER_TYPES = (HeartbeatCmd, ReportCmd)  # a tuple: ``A | B`` in the loop built a union per command
 OtherCmd = DispatchCmd | CancelCmd | RequeueCmd | SetStatusCmd | ReleaseCmd
 Result = Outcome[Any] | DispatcherError
 
@@ -49,7 +50,7 @@ def execute(tx: Tx, rules: Rules, commands: Sequence[Command], now: float) -> li
     run: list[HolderCmd] = []
     ids: set[str] = set()
     for command in commands:
-        if isinstance(command, HeartbeatCmd | ReportCmd):
+        if isinstance(command, _HOLDER_TYPES):
             if command.task_id in ids:  # a task named again: its row must be read after the run's writes
                 results += _run_holders(tx, rules, run, now)
                 run, ids = [], set()

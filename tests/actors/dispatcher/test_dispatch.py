@@ -160,3 +160,29 @@ async def test_payload_that_is_not_json_is_refused_before_it_reaches_the_store(d
     with pytest.raises(InvalidTask, match="progress"):
         await dispatcher.heartbeat(claimed, progress={"bad": b"bytes"})
     assert (await dispatcher.report(claimed, "succeeded", result={"ok": 1})).result == {"ok": 1}
+
+
+async def test_batch_mixing_plain_and_keyed_or_timed_specs_keeps_order_and_columns(
+    dispatcher: Harness,
+) -> None:
+    # Plain specs are inserted without binding None; runs of each statement shape must keep dispatch order.
+    specs = [
+        TaskSpec(core_id="c", metadata={"i": 0}),
+        TaskSpec(core_id="c", metadata={"i": 1}, timeout=5.0),
+        TaskSpec(core_id="c", metadata={"i": 2}, idempotency_key="k2"),
+        TaskSpec(core_id="c", metadata={"i": 3}),
+        TaskSpec(core_id="c", metadata={"i": 4}),
+        TaskSpec(core_id="c", metadata={"i": 5}, timeout=1.5, idempotency_key="k5"),
+    ]
+    accepted = await dispatcher.ref.ask(lambda r: DispatchBatch(specs, r))
+    rows = await dispatcher.db.read(
+        lambda conn: conn.execute("SELECT id, timeout_s, idempotency_key FROM tasks ORDER BY seq").fetchall()
+    )
+    assert [row[0] for row in rows] == [a.task.id for a in accepted]
+    assert [row[1:] for row in rows] == [
+        (None, None), (5.0, None), (None, "k2"), (None, None), (None, None), (1.5, "k5"),
+    ]  # fmt: skip
+    stored = [await dispatcher.get(a.task.id) for a in accepted]
+    assert [(t.timeout_s, t.idempotency_key) for t in stored] == [
+        (s.timeout, s.idempotency_key) for s in specs
+    ]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from actors.dispatcher.rows import dumps, loads
+from actors.dispatcher.rows import TaskRow, dumps, loads
 
 
 @pytest.mark.parametrize(
@@ -52,3 +52,34 @@ def test_dumps_refuses_non_finite_numbers(bad: float) -> None:
 
 def test_dumps_keeps_null_for_none() -> None:
     assert dumps(None) is None
+
+
+def _row(**changes: Any) -> TaskRow:
+    values: list[Any] = [
+        7, "t1", "c", 0, "running", 1, 3, None, "{}", 0, None, 1.0, 1.0, "tok", 30.0, 31.0, None, "w",
+        0, None, None, None, 0.5, 1.0, None,
+    ]  # fmt: skip
+    row = TaskRow.from_sql(tuple(values))
+    for name, value in changes.items():
+        setattr(row, name, value)
+    return row
+
+
+def test_update_writes_columns_set_to_none_as_null_literals_not_parameters() -> None:
+    row = _row()
+    row.lease_expires_at = None
+    row.lease_token = None
+    row.updated_at = 2.0
+    update = row.update()
+    assert update is not None
+    sql, params = update
+    assert sql == "UPDATE tasks SET lease_token = NULL, lease_expires_at = NULL, updated_at = ? WHERE seq = ?"
+    assert params == (2.0, 7)
+
+
+def test_update_binds_changed_values_and_skips_unchanged_ones() -> None:
+    row = _row()
+    assert row.update() is None
+    row.deadline_at = 99.0
+    row.error = "boom"
+    assert row.update() == ("UPDATE tasks SET deadline_at = ?, error = ? WHERE seq = ?", (99.0, "boom", 7))
