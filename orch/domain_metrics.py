@@ -1,9 +1,10 @@
 """The node's domain metrics on its registry: task/lock/security events, webhooks, queue and lock gauges.
 
 Nothing here sits on the dispatch path. Event counters are fed from the committed-event stream (a
-`node.event_sinks` entry: one dict lookup and one increment per event, on the Trio thread after commit).
-Queue and lock gauges come from the node's one state poller (`orch.domain_gauges`), which the monitor's
-sample source reads too. Webhooks are counted by the webhook route through `counted_verification`.
+`node.event_sinks` entry: per committed batch, one dict update per event and one increment per event type,
+on the Trio thread after commit). Queue and lock gauges come from the node's one state poller
+(`orch.domain_gauges`), which the monitor's sample source reads too. Webhooks are counted by the webhook
+route through `counted_verification`.
 
 Series (label sets are fixed; anything unknown is "other"):
 - `orch_task_events_total{type}`: task.* events by type (queued, claimed, running, succeeded, ...);
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -99,13 +100,24 @@ class EventMetrics:
 
     def record(self, event: StoredEvent) -> None:
         """Count one committed event (other families — actor.*, alert.*, core.* — are ignored)."""
-        child = self._children.get(event.type)
+        self._count(event.type, 1)
+
+    def record_many(self, events: Sequence[StoredEvent]) -> None:
+        """The node's event sink: count a committed batch's events, one increment per type."""
+        counts: dict[str, int] = {}
+        for event in events:
+            counts[event.type] = counts.get(event.type, 0) + 1
+        for type_, n in counts.items():
+            self._count(type_, n)
+
+    def _count(self, event_type: str, n: int) -> None:
+        child = self._children.get(event_type)
         if child is None:
-            dot = event.type.find(".")
-            child = self._other.get(event.type[: dot + 1]) if dot > 0 else None
+            dot = event_type.find(".")
+            child = self._other.get(event_type[: dot + 1]) if dot > 0 else None
             if child is None:
                 return
-        child.inc()
+        child.inc(n)
 
 
 class WebhookMetrics:
@@ -187,7 +199,7 @@ def attach_domain_metrics(node: Node) -> DomainMetrics:
     has started (in `node.nursery`; it ends with the node). Call before the database opens; other readers
     of the snapshot (the monitor) register their cadence with `refresher.want` before the node starts."""
     metrics = DomainMetrics(node)
-    node.event_sinks.append(metrics.events.record)
+    node.event_sinks.append(metrics.events.record_many)
     metrics.refresher.want(node.config.monitoring.metrics_refresh_interval)
 
     async def start(started: Node) -> None:

@@ -40,11 +40,13 @@ from orch.metrics import Metrics
 from orch.monitoring import Monitoring, open_monitoring
 from runtime import ActorRef, Backoff, ChildSpec, Intensity, Strategy, Supervisor, supervisor
 
-__all__ = ["ActorSpecs", "ComponentHealth", "HealthReport", "Node", "open_node"]
+__all__ = ["ActorSpecs", "ComponentHealth", "EventSink", "HealthReport", "Node", "open_node"]
 
 _log = logging.getLogger("orch.node")
 
 ActorSpecs = Callable[["Node"], Sequence[ChildSpec]]
+EventSink = Callable[[Sequence[StoredEvent]], None]
+"""Takes a committed batch's events, in seq order (read-only; one call per batch)."""
 
 PROBE_DEADLINE = 2.0  # a probe slower than this counts as down: /health must answer promptly
 PROBE_MAX_AGE = 1.0  # /health reuses a probe round this young (a flood must not queue database reads)
@@ -68,7 +70,8 @@ class Node:
         self.security: ActorRef[SecurityMsg] | None = None  # set by orch.security_wiring
         # Run in order once the supervisor tree is up, before the node serves (e.g. the first admin).
         self.on_started: list[Callable[[Node], Awaitable[None]]] = []
-        self.event_sinks: list[Callable[[StoredEvent], None]] = []
+        # Each gets every committed batch's events, in seq order, in one call (see `publish_many`).
+        self.event_sinks: list[EventSink] = []
         self.feeds: FeedHub | None = None  # live event feeds (SSE, websockets), set by open_node
         self.domain_metrics: DomainMetrics | None = None  # task/queue/lock/webhook metrics, set by open_node
         self.monitoring: Monitoring | None = None  # monitor + notifier handles, set by orch.monitoring
@@ -98,10 +101,18 @@ class Node:
             raise RuntimeError("the database is not open")
         return self.db
 
-    def publish(self, event: StoredEvent) -> None:
-        """Hand a committed event to every sink (SSE/websocket broadcast, metrics); called in seq order."""
+    def publish_many(self, events: Sequence[StoredEvent]) -> None:
+        """Hand a committed batch's events (seq order) to every sink (SSE/websocket broadcast, metrics,
+        waiting requests) in one call each; a sink that fails is logged and the others still get them."""
         for sink in self.event_sinks:
-            sink(event)
+            try:
+                sink(events)
+            except Exception:
+                _log.exception("event sink %r failed", sink)
+
+    def publish(self, event: StoredEvent) -> None:
+        """`publish_many` of one event."""
+        self.publish_many((event,))
 
     # -- health --------------------------------------------------------------------------------------------
     def add_health_probe(self, name: str, probe: HealthProbe) -> None:
@@ -213,7 +224,7 @@ async def _open_database(node: Node, stack: AsyncExitStack) -> None:
     """Open the SQLite file (storage schema migrates itself); stores migrate their own tables."""
     settings = node.config.database
     node.db = db = await stack.enter_async_context(
-        Database.open(settings.db_path, synchronous=settings.synchronous, publish=node.publish)
+        Database.open(settings.db_path, synchronous=settings.synchronous, publish_many=node.publish_many)
     )
 
     async def probe() -> ComponentHealth:

@@ -48,6 +48,7 @@ class Database:
         checkpointer: sqlite3.Connection,
         *,
         publish: Callable[[StoredEvent], None] | None,
+        publish_many: Callable[[Sequence[StoredEvent]], None] | None,
         max_batch: int,
         checkpoint: CheckpointPolicy,
     ) -> None:
@@ -56,6 +57,7 @@ class Database:
         self._writer = writer
         self._reader = reader
         self._publish = publish
+        self._publish_many = publish_many
         self._max_batch = max_batch
         self._write_limiter = trio.CapacityLimiter(1)
         self._checkpointer = Checkpointer(
@@ -76,6 +78,7 @@ class Database:
         *,
         synchronous: str = "FULL",
         publish: Callable[[StoredEvent], None] | None = None,
+        publish_many: Callable[[Sequence[StoredEvent]], None] | None = None,
         max_batch: int = MAX_BATCH,
         checkpoint: CheckpointPolicy | None = None,
     ) -> DatabaseOpener[Database]:
@@ -84,7 +87,9 @@ class Database:
         Use as ``async with Database.open(...) as db`` (preferred) or ``db = await Database.open(...)``.
         ``synchronous``: FULL (default; acknowledged writes survive power loss) or NORMAL (survive a process
         crash only). ``publish`` is called on the Trio thread with each committed event, in seq order, before
-        the writers of that batch are released. ``checkpoint`` tunes the WAL checkpointer
+        the writers of that batch are released; ``publish_many`` (instead, or as well) once per committed
+        batch with all of its events, in seq order (one call, not one per event; treat the sequence as
+        read-only). ``checkpoint`` tunes the WAL checkpointer
         (`CheckpointPolicy`). Raises `SchemaTooNewError` for a file written by newer code.
         """
         normalize_synchronous(synchronous)
@@ -94,7 +99,14 @@ class Database:
 
         async def connect_all() -> Database:
             conns = await trio.to_thread.run_sync(_open_all, Path(path), synchronous)
-            return cls(Path(path), *conns, publish=publish, max_batch=max_batch, checkpoint=policy)
+            return cls(
+                Path(path),
+                *conns,
+                publish=publish,
+                publish_many=publish_many,
+                max_batch=max_batch,
+                checkpoint=policy,
+            )
 
         return DatabaseOpener(connect_all, lambda db: db._run(), lambda db: db.aclose())
 
@@ -216,13 +228,19 @@ class Database:
             pending.done.set()
 
     def _publish_events(self, events: list[StoredEvent]) -> None:
-        if self._publish is None:
+        if not events or (self._publish is None and self._publish_many is None):
             return
-        for event in events:
+        if self._publish_many is not None:
             try:
-                self._publish(event)
+                self._publish_many(events)
             except Exception:
-                log.exception("publish callback failed for event seq=%d", event.seq)
+                log.exception("publish callback failed for events seq=%d..%d", events[0].seq, events[-1].seq)
+        if self._publish is not None:
+            for event in events:
+                try:
+                    self._publish(event)
+                except Exception:
+                    log.exception("publish callback failed for event seq=%d", event.seq)
         self._stats.events_published += len(events)
 
     def _fail_queued(self) -> None:

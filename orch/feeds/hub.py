@@ -1,8 +1,9 @@
 """The node's event hub: every committed event goes onto one Broadcast, in seq order; feeds read from it.
 
 `attach_feeds(node)` (called by `open_node`) creates the hub, adds it to `node.event_sinks` (the database
-calls them after each commit, in seq order), and closes it when a graceful shutdown begins: every feed then
-ends with a final message and its stream closes, so the server's drain is not held up by idle streams.
+calls them after each commit with its events, in seq order), and closes it when a graceful shutdown
+begins: every feed then ends with a final message and its stream closes, so the server's drain is not held
+up by idle streams.
 
 Encoding an event is done once per event, not once per subscriber: `sse_frame`/`json_text` cache the
 encoded text of recent events (fan-out to many clients shares it).
@@ -11,7 +12,7 @@ encoded text of recent events (fan-out to many clients shares it).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from actors.storage import Database, StoredEvent
@@ -51,10 +52,21 @@ class FeedHub:
 
     # -- the sink ----------------------------------------------------------------------------------------
     def publish(self, event: StoredEvent) -> None:
-        """The node's event sink: publish `event` under its type (a no-op once the hub is closed)."""
+        """Publish `event` under its type (a no-op once the hub is closed)."""
         if not self.broadcast.closed:
             self.last_seq = event.seq
             self.broadcast.publish(event.type, event)
+
+    def publish_many(self, events: Sequence[StoredEvent]) -> None:
+        """The node's event sink: publish each of a committed batch's events (seq order) under its type
+        (a no-op once the hub is closed)."""
+        broadcast = self.broadcast
+        if broadcast.closed or not events:
+            return
+        publish = broadcast.publish
+        for event in events:
+            publish(event.type, event)
+        self.last_seq = events[-1].seq
 
     @property
     def closed(self) -> bool:
@@ -108,7 +120,7 @@ def attach_feeds(node: Node) -> FeedHub:
     """
     metrics = FeedMetrics(node.metrics.registry)
     hub = FeedHub(node.config.feeds, node.database, metrics)
-    node.event_sinks.append(hub.publish)
+    node.event_sinks.append(hub.publish_many)
     node.on_started.append(lambda _: hub.prime())
     node.metrics.add_refresh(metrics.refresher(hub.broadcast.statistics))
     if node.nursery is not None:

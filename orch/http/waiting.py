@@ -9,7 +9,7 @@ committed events (`node.event_sinks`) with a periodic re-read as a safety net.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -51,7 +51,7 @@ class _NodeWaits:
     def __init__(self, node: Node) -> None:
         self.scopes: set[trio.CancelScope] = set()
         self.followers: dict[str, set[trio.Event]] = {}
-        node.event_sinks.append(self.on_event)
+        node.event_sinks.append(self.on_events)
         if node.nursery is not None:
             node.nursery.start_soon(self._cancel_at_shutdown, node)
 
@@ -60,10 +60,14 @@ class _NodeWaits:
         for scope in list(self.scopes):
             scope.cancel()
 
-    def on_event(self, event: StoredEvent) -> None:
-        if self.followers and event.type in _FINAL_EVENTS and event.subject is not None:
-            for waiter in self.followers.get(event.subject, ()):
-                waiter.set()
+    def on_events(self, events: Sequence[StoredEvent]) -> None:
+        followers = self.followers
+        if not followers:  # the common case: nobody follows a task, the batch is not looked at
+            return
+        for event in events:
+            if event.type in _FINAL_EVENTS and event.subject is not None:
+                for waiter in followers.get(event.subject, ()):
+                    waiter.set()
 
 
 _WAITS: weakref.WeakKeyDictionary[Node, _NodeWaits] = weakref.WeakKeyDictionary()

@@ -246,3 +246,28 @@ def test_unknown_event_types_count_as_other_and_foreign_families_are_ignored() -
     assert get("orch_task_events_total", {"type": "other"}) == 1
     assert get("orch_lock_events_total", {"type": "other"}) == 1
     assert get("orch_task_events_total", {"type": "teleported"}) is None
+
+
+def test_a_batch_counts_as_its_events_recorded_one_by_one() -> None:
+    types = (
+        "task.queued",
+        "task.claimed",
+        "task.queued",
+        "task.teleported",
+        "lock.acquired",
+        "actor.crashed",
+    )
+    wanted = (("task", "queued"), ("task", "claimed"), ("task", "other"), ("lock", "acquired"))
+    counted = []
+    for record_batch in (False, True):
+        metrics = Metrics(process_metrics=False)
+        events = EventMetrics(metrics.registry)
+        batch = [stored(seq, type_) for seq, type_ in enumerate(types)]
+        if record_batch:
+            events.record_many(batch)
+        else:
+            for one in batch:
+                events.record(one)
+        get = metrics.registry.get_sample_value
+        counted.append([get(f"orch_{family}_events_total", {"type": name}) for family, name in wanted])
+    assert counted[0] == counted[1] == [2, 1, 1, 1]

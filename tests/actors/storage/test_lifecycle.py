@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,40 @@ async def test_writes_queued_when_the_owner_is_cancelled_fail_not_hang(db_path: 
                     await trio.sleep_forever()
     assert len(outcomes) == 3
     assert all(isinstance(o, DatabaseClosedError) for o in outcomes)
+
+
+async def test_publish_many_gets_each_committed_batch_once_in_seq_order(db_path: Path, gate: Any) -> None:
+    batches: list[list[int]] = []
+    singles: list[int] = []
+
+    def many(events: Sequence[StoredEvent]) -> None:
+        batches.append([event.seq for event in events])
+
+    async with Database.open(db_path, publish_many=many, publish=lambda e: singles.append(e.seq)) as db:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(db.write, gate.op)  # holds the writer: the next two ops share one batch
+            await gate.wait_entered()
+            for n in (2, 3):
+                nursery.start_soon(
+                    db.write, lambda tx, n=n: tx.emit_many("task.queued", [("s", "c", {})] * n)
+                )
+            await trio.testing.wait_all_tasks_blocked()
+            gate.open()
+        await db.write(lambda tx: None)  # a batch without events publishes nothing
+    assert len(batches) == 1
+    assert batches[0] == sorted(batches[0]) == singles
+    assert len(batches[0]) == 5
+    assert db.statistics().events_published == 5
+
+
+async def test_publish_many_error_does_not_break_writes(db_path: Path) -> None:
+    seen: list[int] = []
+
+    def flaky(events: Sequence[StoredEvent]) -> None:
+        seen.extend(event.seq for event in events)
+        raise RuntimeError("subscriber bug")
+
+    async with Database.open(db_path, publish_many=flaky) as db:
+        first = await db.write(lambda tx: tx.emit("task.queued"))
+        second = await db.write(lambda tx: tx.emit("task.queued"))
+    assert seen == [first.seq, second.seq]
