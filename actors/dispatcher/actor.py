@@ -70,7 +70,6 @@ from .stats import core_stats
 from .store import (
     CancelCmd,
     Change,
-    ClaimRequest,
     Command,
     DispatchCmd,
     HeartbeatCmd,
@@ -81,6 +80,9 @@ from .store import (
     RequeueCmd,
     SetStatusCmd,
     TaskStore,
+    build_claim_request,
+    build_heartbeat_cmd,
+    build_report_cmd,
 )
 from .waiters import Waiter, Waiters
 
@@ -390,7 +392,7 @@ class DispatcherActor(Actor[DispatcherMsg]):
                     return
                 generations = [(source, self._ledger.generation[source]) for source in sources]
                 now = self._now()
-                requests = [ClaimRequest(w.worker_id, w.lease_s) for w in batch for _ in range(w.want)]
+                requests = [build_claim_request(w.worker_id, w.lease_s) for w in batch for _ in range(w.want)]
                 self._feeding[core] = len(batch)
                 outcome = await self._store.claim(core, requests, now, also=sources[1:])
                 self._feeding[core] = 0
@@ -551,14 +553,16 @@ def _heartbeat_cmd(item: HeartbeatItem) -> HeartbeatCmd:
         validate_lease(item.lease)
     if item.progress is not None:
         encode_json(item.progress, "progress")
-    return HeartbeatCmd(item.task_id, item.lease_token, item.lease, item.progress)
+    return build_heartbeat_cmd(item.task_id, item.lease_token, item.lease, item.progress)
 
 
 def _report_cmd(item: ReportItem) -> ReportCmd:
     for field, value in (("result", item.result), ("progress", item.progress)):
         if value is not None:
             encode_json(value, field)
-    return ReportCmd(item.task_id, item.lease_token, item.status, item.result, item.error, item.progress)
+    return build_report_cmd(
+        item.task_id, item.lease_token, item.status, item.result, item.error, item.progress
+    )
 
 
 def _checked(make: Callable[[Item], Command], items: Iterable[Item]) -> list[Command | DispatcherError]:

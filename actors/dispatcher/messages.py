@@ -389,6 +389,12 @@ class HeartbeatItem:
     lease: float | None = None
 
 
+build_heartbeat_item: Callable[[str, str, Mapping[str, Any] | None, float | None], HeartbeatItem] = (
+    positional_builder(HeartbeatItem)
+)
+"""``HeartbeatItem(*fields)`` with every field given, for a fraction of the cost (one per heartbeat)."""
+
+
 @dataclass(frozen=True, slots=True)
 class HeartbeatMany:
     """Many heartbeats in one message. Each item is checked and applied on its own, exactly as a
@@ -409,6 +415,12 @@ class ReportItem:
     result: Mapping[str, Any] | None = None
     error: str | None = None
     progress: Mapping[str, Any] | None = None
+
+
+build_report_item: Callable[
+    [str, str, ReportStatus, Mapping[str, Any] | None, str | None, Mapping[str, Any] | None], ReportItem
+] = positional_builder(ReportItem)
+"""``ReportItem(*fields)`` with every field given, for a fraction of the cost (one per report)."""
 
 
 @dataclass(frozen=True, slots=True)

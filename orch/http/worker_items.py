@@ -22,6 +22,8 @@ from actors.dispatcher.messages import (
     ReportMany,
     ReportStatus,
     TaskView,
+    build_heartbeat_item,
+    build_report_item,
 )
 from orch.http.body import JsonObject
 from orch.http.problems import ApiError, InternalError, ValidationFailed, problem_body, to_api_error
@@ -92,7 +94,7 @@ def plain_heartbeat(item: dict[str, Any]) -> HeartbeatItem | None:
         and type(token) is str
         and 0 < len(token) <= 256
     ):
-        return HeartbeatItem(task_id, token)
+        return build_heartbeat_item(task_id, token, None, None)
     return None
 
 
@@ -112,7 +114,9 @@ def plain_report(item: dict[str, Any]) -> ReportItem | None:
         and (result is None or type(result) is dict)
         and (error is None or (type(error) is str and len(error) <= MAX_ERROR_LEN))
     ):
-        return ReportItem(task_id, token, status, None if result is None else dict(result), error)
+        return build_report_item(
+            task_id, token, status, None if result is None else dict(result), error, None
+        )
     return None
 
 

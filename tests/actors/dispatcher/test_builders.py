@@ -8,8 +8,27 @@ from typing import Any
 
 import pytest
 
-from actors.dispatcher.messages import DispatchAccepted, TaskSpec, TaskStatus, TaskView
-from actors.dispatcher.store import Change, Dispatched
+from actors.dispatcher.messages import (
+    DispatchAccepted,
+    HeartbeatItem,
+    ReportItem,
+    ReportStatus,
+    TaskSpec,
+    TaskStatus,
+    TaskView,
+    build_heartbeat_item,
+    build_report_item,
+)
+from actors.dispatcher.store import (
+    Change,
+    ClaimRequest,
+    Dispatched,
+    HeartbeatCmd,
+    ReportCmd,
+    build_claim_request,
+    build_heartbeat_cmd,
+    build_report_cmd,
+)
 from runtime import positional_builder
 
 VIEW = TaskView(
@@ -42,3 +61,22 @@ def test_builds_a_message_equal_to_the_constructors(sample: Any) -> None:
 def test_a_built_change_hashes_as_the_constructors() -> None:
     change = SAMPLES[-1]
     assert hash(positional_builder(Change)(*values(change))) == hash(change)
+
+
+def test_the_per_item_builders_build_what_the_constructors_build() -> None:
+    progress, result = {"p": 1}, {"ok": True}
+    status = ReportStatus.SUCCEEDED
+    pairs: list[tuple[Any, Any]] = [
+        (build_heartbeat_item("t", "tok", progress, 5.0), HeartbeatItem("t", "tok", progress, 5.0)),
+        (build_heartbeat_item("t", "tok", None, None), HeartbeatItem("t", "tok")),
+        (build_report_item("t", "tok", status, result, None, None), ReportItem("t", "tok", status, result)),
+        (build_heartbeat_cmd("t", "tok", 5.0, progress), HeartbeatCmd("t", "tok", 5.0, progress)),
+        (
+            build_report_cmd("t", "tok", status, result, "e", progress),
+            ReportCmd("t", "tok", status, result, "e", progress),
+        ),
+        (build_claim_request("w", 30.0), ClaimRequest("w", 30.0)),
+    ]
+    for built, constructed in pairs:
+        assert type(built) is type(constructed)
+        assert built == constructed and repr(built) == repr(constructed)
