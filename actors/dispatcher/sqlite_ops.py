@@ -143,6 +143,14 @@ _CLAIMABLE = (
     "INDEXED BY tasks_claim WHERE status = 'queued' AND core_id = ? AND not_before <= ?"
     " ORDER BY rank, seq LIMIT ?"
 )
+# The write-back of the common claim (no timeout, no deadline, progress or finish time left on the row):
+# what `TaskRow.update` would find changed (it may skip lease_s, claimed_by or updated_at when they happen
+# to be equal; setting them anyway touches no index), without its column-by-column diff.
+_CLAIM_PLAIN = (
+    "UPDATE tasks SET status = 'claimed', attempts = ?, lease_token = ?, lease_s = ?, lease_expires_at = ?,"
+    " claimed_by = ?, updated_at = ? WHERE seq = ?"
+)
+_DEADLINE, _PROGRESS, _FINISHED_AT = 16, 19, 24  # positions in COLUMNS
 
 
 def claim(
@@ -174,7 +182,17 @@ def claim(
         if row.core_id != core_id:
             data["claimed_for"] = core_id  # taken by a fallback core's worker
         step.move(row, S.CLAIMED, data)
-        writes.save(row)
+        loaded = row.loaded
+        if (
+            row.deadline_at is None
+            and loaded[_DEADLINE] is None
+            and loaded[_PROGRESS] is None
+            and loaded[_FINISHED_AT] is None
+        ):
+            params = (row.attempts, row.lease_token, row.lease_s, row.lease_expires_at, row.claimed_by, now)
+            writes.add(_CLAIM_PLAIN, (*params, row.seq))
+        else:
+            writes.save(row)
         out.append(_claimed_task(row.view(), row.lease_token))
     writes.take(step)
     writes.flush(tx)

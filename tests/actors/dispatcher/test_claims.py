@@ -7,7 +7,7 @@ import threading
 import pytest
 import trio
 
-from actors.dispatcher.messages import Claim, ClaimedTask, InvalidTask, TaskStatus
+from actors.dispatcher.messages import Claim, ClaimedTask, InvalidTask, Release, TaskStatus
 
 from .harness import LONG, Harness, trio_clock
 
@@ -129,3 +129,41 @@ async def test_bad_lease_is_refused(dispatcher: Harness) -> None:
     with pytest.raises(InvalidTask):
         await dispatcher.ref.ask(lambda r: Claim("c", "w", r, lease=0.0))
     assert LONG > 0
+
+
+async def _stored_lease(dispatcher: Harness, task_id: str) -> tuple[object, ...]:
+    sql = (
+        "SELECT status, attempts, lease_token, lease_s, lease_expires_at, deadline_at, claimed_by, progress,"
+        " updated_at, finished_at FROM tasks WHERE id = ?"
+    )
+    row: tuple[object, ...] = await dispatcher.db.read(lambda conn: conn.execute(sql, (task_id,)).fetchone())
+    return row
+
+
+@pytest.mark.parametrize("task_timeout", [None, 60.0])
+async def test_a_claim_stores_the_lease_it_hands_out(dispatcher: Harness, task_timeout: float | None) -> None:
+    accepted = await dispatcher.dispatch("c", timeout=task_timeout)
+    claimed = await dispatcher.claim("c", worker="w7", lease=20.0)
+    task = claimed.task
+    assert task.id == accepted.task.id
+    assert await _stored_lease(dispatcher, task.id) == (
+        "claimed", 1, claimed.lease_token, 20.0, task.lease_expires_at, task.deadline_at, "w7", None,
+        task.updated_at, None,
+    )  # fmt: skip
+    assert (task.deadline_at is None) is (task_timeout is None)
+
+
+async def test_a_reclaimed_task_loses_the_progress_and_holder_of_its_released_attempt(
+    dispatcher: Harness,
+) -> None:
+    await dispatcher.dispatch("c")
+    first = await dispatcher.claim("c", worker="w1", lease=20.0)
+    await dispatcher.heartbeat(first, progress={"pct": 40})
+    await dispatcher.ref.ask(lambda r: Release(first.task.id, first.lease_token, r))
+    again = await dispatcher.claim("c", worker="w2", lease=25.0)
+    task = again.task
+    assert again.lease_token != first.lease_token
+    assert task.progress is None
+    assert await _stored_lease(dispatcher, task.id) == (
+        "claimed", 1, again.lease_token, 25.0, task.lease_expires_at, None, "w2", None, task.updated_at, None,
+    )  # fmt: skip

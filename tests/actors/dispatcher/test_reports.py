@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,28 @@ async def test_timed_out_task_retries_and_its_holder_loses_the_lease(
     types = await dispatcher.event_types(task.id)
     assert types.count("task.timed_out") == 2
     assert types[-1] == "task.dead"
+
+
+@pytest.mark.parametrize(
+    ("task_timeout", "progress"),
+    [(None, None), (60.0, None), (None, {"pct": 100})],
+    ids=["plain", "deadline", "progress"],
+)
+async def test_a_success_stores_what_it_answers(
+    dispatcher: Harness, task_timeout: float | None, progress: dict[str, int] | None
+) -> None:
+    await dispatcher.dispatch("c", timeout=task_timeout)
+    claimed = await dispatcher.claim("c", worker="w3")
+    done = await dispatcher.report(
+        claimed, "succeeded", result={"answer": 42, "s": "caf\u00e9"}, progress=progress
+    )
+    assert await dispatcher.get(done.id) == done
+    sql = (
+        "SELECT status, lease_token, lease_expires_at, deadline_at, result, progress, updated_at, finished_at"
+        " FROM tasks WHERE id = ?"
+    )
+    row = await dispatcher.db.read(lambda conn: conn.execute(sql, (done.id,)).fetchone())
+    assert row[:4] == ("succeeded", claimed.lease_token, None, None)
+    assert json.loads(row[4]) == {"answer": 42, "s": "caf\u00e9"}
+    assert (row[5] is None) is (progress is None)
+    assert row[6] == row[7] == done.finished_at
