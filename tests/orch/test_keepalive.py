@@ -4,6 +4,7 @@ closes after `keep_alive_timeout` or at once when the server stops; a running re
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from hypercorn.events import RawData
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import EventWrapper
 
-from orch.keepalive import IdleTimer, OrchTCPServer, install
+from orch.keepalive import DIRECT_WRITES, IdleTimer, OrchTCPServer, install
 
 from .auth_helpers import auth_headers
 from .helpers import StartNode
@@ -152,6 +153,98 @@ async def test_the_server_writes_what_it_is_given_but_skips_writes_of_nothing() 
     for data in (b"HTTP/1.1 200 OK\r\n\r\n", b"{}", b""):
         await server.protocol_send(RawData(data))
     assert stream.sent == [b"HTTP/1.1 200 OK\r\n\r\n", b"{}"]
+
+
+class _Protocol:
+    """What `TCPServer.protocol_send` tells its protocol when a write finds the stream gone."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    async def handle(self, event: Any) -> None:
+        self.events.append(event)
+
+
+def _socket_server() -> tuple[OrchTCPServer, trio.SocketStream, _Protocol]:
+    """An `OrchTCPServer` on one end of a socket pair; the other end is the client."""
+    ours, theirs = trio.socket.socketpair()
+    server = OrchTCPServer(
+        cast(Any, None), cast(Any, None), cast(Any, None), cast(Any, {}), trio.SocketStream(ours)
+    )
+    protocol = _Protocol()
+    server.protocol = cast(Any, protocol)
+    return server, trio.SocketStream(theirs), protocol
+
+
+async def _read_exactly(stream: trio.SocketStream, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        data += await stream.receive_some(size - len(data))
+    return data
+
+
+async def test_a_write_the_socket_takes_whole_goes_out_without_a_checkpoint() -> None:
+    server, client, _ = _socket_server()
+    with trio.testing.assert_no_checkpoints():
+        await server.protocol_send(RawData(b"HTTP/1.1 200 OK\r\n\r\n"))
+        await server.protocol_send(RawData(b"{}"))
+    assert await _read_exactly(client, 21) == b"HTTP/1.1 200 OK\r\n\r\n{}"
+
+
+async def test_a_connection_that_only_writes_still_checkpoints_now_and_then() -> None:
+    server, client, _ = _socket_server()
+    with pytest.raises(AssertionError), trio.testing.assert_no_checkpoints():
+        for _ in range(DIRECT_WRITES):
+            await server.protocol_send(RawData(b"x"))
+    assert await _read_exactly(client, DIRECT_WRITES) == b"x" * DIRECT_WRITES
+
+
+async def test_writes_larger_than_the_socket_takes_arrive_whole_and_in_order() -> None:
+    ours, theirs = socket.socketpair()
+    server = OrchTCPServer(
+        cast(Any, None),
+        cast(Any, None),
+        cast(Any, None),
+        cast(Any, {}),
+        trio.SocketStream(trio.socket.from_stdlib_socket(ours)),
+    )
+    theirs.setblocking(False)
+    big = bytes(range(256)) * 40_000  # ~10 MB: far more than a socket buffer
+    received = bytearray()
+
+    async def drain() -> None:
+        nonlocal received
+        while len(received) < len(big) + 5:
+            await trio.lowlevel.wait_readable(theirs)
+            received += theirs.recv(1 << 20)
+
+    with theirs:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.protocol_send, RawData(big))
+            await trio.testing.wait_all_tasks_blocked()  # the big write waits for room, holding the lock
+            received += theirs.recv(65536)  # room now, and the big write has not run again yet
+            nursery.start_soon(drain)  # runs once this task waits
+            await server.protocol_send(RawData(b"after"))  # must wait its turn, not slip in
+    assert received == big + b"after"
+
+
+async def test_a_write_after_the_stream_closed_never_reaches_a_socket_that_reused_its_number() -> None:
+    server, client, protocol = _socket_server()
+    number = server.stream.socket.fileno()
+    await server.stream.aclose()
+    pair = socket.socketpair()  # Linux hands out the lowest free numbers: the closed one among them
+    try:
+        assert number in [end.fileno() for end in pair]
+        await server.protocol_send(RawData(b"late"))
+        for end in pair:
+            end.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                end.recv(16)  # nothing arrived
+    finally:
+        for end in pair:
+            end.close()
+    assert [type(e).__name__ for e in protocol.events] == ["Closed"]
+    await client.aclose()
 
 
 def test_install_makes_hypercorn_build_orch_servers_and_is_idempotent() -> None:
