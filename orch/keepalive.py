@@ -98,7 +98,8 @@ class OrchTCPServer(TCPServer):
         super().__init__(*args, **kwargs)
         self._idle_timer = self.idle_task = IdleTimer(self)
         # Direct writes only on a plain TCP stream (TLS streams encrypt in `send_all`).
-        self._plain_socket = self.stream.socket if type(self.stream) is trio.SocketStream else None
+        stream: object = self.stream  # typed as TLS by Hypercorn; plain TCP at run time without TLS
+        self._plain_socket = stream.socket if type(stream) is trio.SocketStream else None
         self._direct_writes = 0
 
     async def protocol_send(self, event: Event) -> None:
