@@ -239,7 +239,8 @@ def heartbeat(
     """Extend a held task's lease (a lapsed lease not yet swept still counts as held).
 
     ``found``: the task's row as `select_ids` read it, as ``LEASE_COLUMNS`` if ``narrow`` (only for a
-    heartbeat without progress), else as ``COLUMNS``. Writes go to ``writes``, events to ``step``.
+    heartbeat without progress), else as ``COLUMNS``. Writes go to ``writes``, events to ``step``; without
+    progress nothing goes to ``step`` (only its ``now`` is read), so such heartbeats may share one.
     """
     if found is None:
         raise TaskNotFound(cmd.task_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -139,3 +140,34 @@ async def test_a_success_stores_what_it_answers(
     assert json.loads(row[4]) == {"answer": 42, "s": "caf\u00e9"}
     assert (row[5] is None) is (progress is None)
     assert row[6] == row[7] == done.finished_at
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        {"answer": 42},
+        {
+            "big": 2**70,
+            "t": (1, 2),
+            "s": "caf\u00e9 \U0001f600",
+            "n": [1, 2.5, None, -0.0],
+            "deep": {"x": {}},
+        },
+        {"lone": "\ud800", "u64": 2**64 - 1},
+    ],
+    ids=["plain", "unusual", "stdlib-only"],
+)
+async def test_the_success_event_is_published_as_it_replays(
+    dispatcher: Harness, result: dict[str, Any]
+) -> None:
+    await dispatcher.dispatch("c")
+    claimed = await dispatcher.claim("c")
+    done = await dispatcher.report(claimed, "succeeded", result=result)
+    live = [e for e in dispatcher.published if e.subject == done.id and e.type == "task.succeeded"]
+    replayed = [e for e in await dispatcher.db.events_after(0) if e.type == "task.succeeded"]
+    assert live == replayed and len(live) == 1
+    assert live[0].data == {"attempt": 1, "result": json.loads(json.dumps(result))}
+    stored = await dispatcher.db.read(
+        lambda conn: conn.execute("SELECT result FROM tasks WHERE id = ?", (done.id,)).fetchone()[0]
+    )
+    assert json.loads(stored) == json.loads(json.dumps(result))
