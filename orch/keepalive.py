@@ -1,5 +1,5 @@
-"""Hypercorn's trio TCP server without three per-request costs: the keep-alive idle task, empty writes and
-the scheduler round trips of each write.
+"""Hypercorn's trio TCP server without four per-request costs: the keep-alive idle task, empty writes, and
+the scheduler round trips of each write and of each request-body hand-off.
 
 Hypercorn's `TCPServer` closes a keep-alive connection that stays idle for `keep_alive_timeout`, or
 at once when the server shuts down, with a task it stops when a request arrives and starts again after
@@ -10,7 +10,8 @@ And h11 ends every Content-Length body with an empty write, which still costs th
 shielded cancel scope and a checkpoint (~20 us a response): `OrchTCPServer` skips writes of nothing.
 Every other write takes the send lock and trio's `send_all`, which yield to the scheduler twice; when no
 write is under way, `OrchTCPServer` hands the bytes to the non-blocking socket at once and sends only
-what it did not take the usual way (plain TCP only; a TLS stream encrypts in `send_all`).
+what it did not take the usual way (plain TCP only; a TLS stream encrypts in `send_all`). Its task group
+(`OrchTaskGroup`) hands request bodies to the app without the memory channel's two checkpoints.
 
 `install()` makes Hypercorn's trio worker build `OrchTCPServer`s (a module attribute of
 `hypercorn.trio.run`); it leaves Hypercorn alone when the server class does not look as expected.
@@ -21,16 +22,20 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import hypercorn.trio.run as hypercorn_run
+import hypercorn.trio.tcp_server as hypercorn_tcp_server
 import trio
+from hypercorn.config import Config
 from hypercorn.events import Event, RawData
+from hypercorn.trio.task_group import TaskGroup
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import TrioSingleTask
+from hypercorn.typing import AppWrapper, ASGIReceiveEvent, ASGISendEvent, Scope
 
-__all__ = ["IdleTimer", "OrchTCPServer", "install"]
+__all__ = ["IdleTimer", "OrchTCPServer", "OrchTaskGroup", "install"]
 
 _log = logging.getLogger("orch.server")
 
@@ -142,16 +147,49 @@ class OrchTCPServer(TCPServer):
             self._idle_timer.finish()
 
 
+class OrchTaskGroup(TaskGroup):
+    """Hypercorn's per-connection task group, whose request-body hand-off skips the checkpoints.
+
+    Hypercorn hands each request's body messages to the app through a memory channel's `send`, which
+    yields to the scheduler even when the channel has room (twice a request: the body, then its end).
+    The hand-off it returns queues the message at once when there is room and waits only when the app
+    is `max_app_queue_size` messages behind (the connection task yields at its next read anyway)."""
+
+    async def spawn_app(
+        self,
+        app: AppWrapper,
+        config: Config,
+        scope: Scope,
+        send: Callable[[ASGISendEvent | None], Awaitable[None]],
+    ) -> Callable[[ASGIReceiveEvent], Awaitable[None]]:
+        """Start the app's task (Hypercorn's); the body hand-off puts without a checkpoint when it can."""
+        put = await super().spawn_app(app, config, scope, send)
+        channel = getattr(put, "__self__", None)
+        if not isinstance(channel, trio.MemorySendChannel):
+            return put
+
+        async def put_now(message: ASGIReceiveEvent) -> None:
+            try:
+                channel.send_nowait(message)
+            except trio.WouldBlock:
+                await channel.send(message)
+
+        return put_now
+
+
 _EXPECTED = ("_idle_timeout", "_initiate_server_close", "_read_data", "protocol_send")
 
 
 def install() -> bool:
-    """Serve with `OrchTCPServer` from now on (idempotent); False if Hypercorn's server is not as expected."""
+    """Serve with `OrchTCPServer` (and its `OrchTaskGroup`) from now on (idempotent); False if Hypercorn's
+    server is not as expected."""
     current = getattr(hypercorn_run, "TCPServer", None)
     if current is OrchTCPServer:
         return True
     if current is not TCPServer or not all(hasattr(TCPServer, name) for name in _EXPECTED):
         _log.warning("hypercorn's TCPServer is not the one orch knows: keeping its own idle timer")
         return False
+    if getattr(hypercorn_tcp_server, "TaskGroup", None) is TaskGroup:
+        setattr(hypercorn_tcp_server, "TaskGroup", OrchTaskGroup)  # noqa: B010
     setattr(hypercorn_run, "TCPServer", OrchTCPServer)  # noqa: B010 (not a re-export mypy knows)
     return True

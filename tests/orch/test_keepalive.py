@@ -15,11 +15,12 @@ import httpx
 import pytest
 import trio
 import trio.testing
+from hypercorn.config import Config
 from hypercorn.events import RawData
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import EventWrapper
 
-from orch.keepalive import DIRECT_WRITES, IdleTimer, OrchTCPServer, install
+from orch.keepalive import DIRECT_WRITES, IdleTimer, OrchTaskGroup, OrchTCPServer, install
 
 from .auth_helpers import auth_headers
 from .helpers import StartNode
@@ -247,11 +248,45 @@ async def test_a_write_after_the_stream_closed_never_reaches_a_socket_that_reuse
     await client.aclose()
 
 
+async def test_request_bodies_reach_the_app_without_a_checkpoint_until_it_is_a_queue_behind() -> None:
+    config = Config()
+    config.max_app_queue_size = 2
+    release = trio.Event()
+    got: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any, sync_spawn: Any, call_soon: Any) -> None:
+        await release.wait()
+        for _ in range(3):
+            got.append((await receive())["body"])
+
+    async def server_send(message: Any) -> None:
+        pass
+
+    async with OrchTaskGroup() as group:
+        put = await group.spawn_app(cast(Any, app), config, cast(Any, {}), server_send)
+        with trio.testing.assert_no_checkpoints():
+            await put({"type": "http.request", "body": b"a", "more_body": True})
+            await put({"type": "http.request", "body": b"b", "more_body": True})
+        third = trio.Event()
+
+        async def put_third() -> None:
+            await put({"type": "http.request", "body": b"c", "more_body": False})
+            third.set()
+
+        group.spawn(put_third)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not third.is_set()  # the queue is full: it waits for the app
+        release.set()
+    assert got == [b"a", b"b", b"c"] and third.is_set()
+
+
 def test_install_makes_hypercorn_build_orch_servers_and_is_idempotent() -> None:
     import hypercorn.trio.run as hypercorn_run
+    import hypercorn.trio.tcp_server as hypercorn_tcp_server
 
     assert install() and install()
     assert getattr(hypercorn_run, "TCPServer") is OrchTCPServer  # noqa: B009 (not re-exported for mypy)
+    assert getattr(hypercorn_tcp_server, "TaskGroup") is OrchTaskGroup  # noqa: B009
 
 
 async def _read_answer(stream: trio.SocketStream) -> bytes:
