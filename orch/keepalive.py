@@ -29,9 +29,9 @@ import hypercorn.trio.run as hypercorn_run
 import hypercorn.trio.tcp_server as hypercorn_tcp_server
 import trio
 from hypercorn.config import Config
-from hypercorn.events import Event, RawData
+from hypercorn.events import Closed, Event, RawData
 from hypercorn.trio.task_group import TaskGroup
-from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.trio.worker_context import TrioSingleTask
 from hypercorn.typing import AppWrapper, ASGIReceiveEvent, ASGISendEvent, Scope
 
@@ -142,9 +142,25 @@ class OrchTCPServer(TCPServer):
 
     async def _read_data(self) -> None:
         try:
-            await super()._read_data()
+            if self.config.read_timeout is None:
+                await self._read_without_timeout()
+            else:
+                await super()._read_data()
         finally:
             self._idle_timer.finish()
+
+    async def _read_without_timeout(self) -> None:
+        # Hypercorn's loop, minus the `fail_after(inf)` cancel scope it opens around every read
+        # when no read timeout is set (~5 us a read, a read or more a request).
+        while True:
+            try:
+                data = await self.stream.receive_some(MAX_RECV)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                break
+            await self.protocol.handle(RawData(bytes(data)))
+            if data == b"":
+                break
+        await self.protocol.handle(Closed())
 
 
 class OrchTaskGroup(TaskGroup):

@@ -248,6 +248,24 @@ async def test_a_write_after_the_stream_closed_never_reaches_a_socket_that_reuse
     await client.aclose()
 
 
+async def test_without_a_read_timeout_the_server_hands_on_what_it_reads_until_the_client_closes() -> None:
+    ours, theirs = trio.socket.socketpair()
+    server = OrchTCPServer(cast(Any, None), Config(), cast(Any, None), cast(Any, {}), trio.SocketStream(ours))
+    protocol = _Protocol()
+    server.protocol = cast(Any, protocol)
+    client = trio.SocketStream(theirs)
+    await client.send_all(b"GET / HTTP/1.1\r\n\r\n")
+    await client.send_eof()
+    with trio.fail_after(5):
+        await server._read_data()
+    assert [(type(e).__name__, getattr(e, "data", None)) for e in protocol.events] == [
+        ("RawData", b"GET / HTTP/1.1\r\n\r\n"),
+        ("RawData", b""),
+        ("Closed", None),
+    ]
+    await client.aclose()
+
+
 async def test_request_bodies_reach_the_app_without_a_checkpoint_until_it_is_a_queue_behind() -> None:
     config = Config()
     config.max_app_queue_size = 2
