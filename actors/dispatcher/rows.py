@@ -20,6 +20,8 @@ COLUMNS = (
     " not_before, rank, lease_token, lease_s, lease_expires_at, deadline_at, claimed_by, cancel_requested,"
     " progress, result, error, created_at, updated_at, finished_at"
 )
+POSITION = {name.strip(): i for i, name in enumerate(COLUMNS.split(","))}
+"""A column's position in a row read with COLUMNS."""
 
 INSERT = (
     "INSERT INTO tasks (id, core_id, priority, status, max_attempts, timeout_s, metadata, stay,"
@@ -33,10 +35,13 @@ INSERT_PLAIN = (
 rather than bound as None, which the sqlite3 module only binds after a failed adapter lookup (~0.6 us)."""
 
 # The columns an op may change, with their positions in COLUMNS.
-_MUTABLE = (
-    ("status", 4), ("attempts", 5), ("not_before", 11), ("rank", 12), ("lease_token", 13), ("lease_s", 14),
-    ("lease_expires_at", 15), ("deadline_at", 16), ("claimed_by", 17), ("cancel_requested", 18),
-    ("progress", 19), ("result", 20), ("error", 21), ("updated_at", 23), ("finished_at", 24),
+_MUTABLE = tuple(
+    (name, POSITION[name])
+    for name in (
+        "status", "attempts", "not_before", "rank", "lease_token", "lease_s", "lease_expires_at",
+        "deadline_at", "claimed_by", "cancel_requested", "progress", "result", "error", "updated_at",
+        "finished_at",
+    )
 )  # fmt: skip
 _INDEXES = range(len(_MUTABLE))
 _MUTABLE_OF = operator.itemgetter(*(pos for _, pos in _MUTABLE))  # a read row -> its mutable columns

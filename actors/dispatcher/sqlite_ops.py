@@ -29,7 +29,7 @@ from .messages import (
     TaskView,
 )
 from .policy import AgingRule, RetryPolicy
-from .rows import TaskRow, lease_of_lease_row, lease_of_row, select_many, select_one
+from .rows import POSITION, TaskRow, lease_of_lease_row, lease_of_row, select_many, select_one
 from .store import Change, ClaimRequest, HeartbeatCmd, Outcome
 
 S = TaskStatus
@@ -150,7 +150,7 @@ _CLAIM_PLAIN = (
     "UPDATE tasks SET status = 'claimed', attempts = ?, lease_token = ?, lease_s = ?, lease_expires_at = ?,"
     " claimed_by = ?, updated_at = ? WHERE seq = ?"
 )
-_DEADLINE, _PROGRESS, _FINISHED_AT = 16, 19, 24  # positions in COLUMNS
+_DEADLINE, _PROGRESS, _FINISHED_AT = POSITION["deadline_at"], POSITION["progress"], POSITION["finished_at"]
 
 
 def claim(

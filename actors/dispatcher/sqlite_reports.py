@@ -14,7 +14,7 @@ from actors.storage import Tx
 
 from .lifecycle import HELD
 from .messages import IllegalTransition, ReportStatus, StaleLease, TaskNotFound, TaskStatus, TaskView
-from .rows import TaskRow, dumps
+from .rows import POSITION, TaskRow, dumps
 from .sqlite_ops import Rules, Step, Writes, load
 from .store import Outcome, ReportCmd
 
@@ -75,7 +75,7 @@ _SUCCEEDED = (
     "UPDATE tasks SET status = 'succeeded', lease_expires_at = NULL, result = ?, updated_at = ?,"
     " finished_at = ? WHERE seq = ?"
 )
-_DEADLINE = 16  # position in COLUMNS
+_DEADLINE = POSITION["deadline_at"]
 
 
 def _apply(step: Step, rules: Rules, row: TaskRow, cmd: ReportCmd) -> None:
