@@ -97,7 +97,8 @@ class IdleTimer(TrioSingleTask):
 
 
 class OrchTCPServer(TCPServer):
-    """Hypercorn's trio `TCPServer` with an `IdleTimer` as its idle task, skipping empty writes."""
+    """Hypercorn's trio `TCPServer` with an `IdleTimer` as its idle task, skipping empty writes, writing
+    straight to the socket when it can, and reading without a per-read cancel scope (see the module)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
