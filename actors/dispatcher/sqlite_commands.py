@@ -72,16 +72,7 @@ def _run_holders(tx: Tx, rules: Rules, run: Sequence[HolderCmd], now: float) -> 
     found = select_ids(tx.conn, [command.task_id for command in run], LEASE_COLUMNS if narrow else COLUMNS)
     writes = Writes()
     results: list[Result] = []
-    plain = Step(tx, now, deferred=True)  # a heartbeat without progress keeps nothing in its step: shared
     for command in run:
-        if type(command) is HeartbeatCmd and command.progress is None:
-            try:
-                results.append(
-                    ops.heartbeat(plain, writes, found.get(command.task_id), command, narrow=narrow)
-                )
-            except DispatcherError as error:
-                results.append(error)
-            continue
         step = Step(tx, now, deferred=True)
         try:
             match command:
