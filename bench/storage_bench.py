@@ -62,7 +62,7 @@ async def run(path: Path, callers: int, seconds: float, synchronous: str) -> Non
     latencies: list[float] = []
     commit_times: list[float] = []
     record_commit_times(commit_times)
-    async with Database.open(path, synchronous=synchronous, publish=published.append) as db:
+    async with Database.open(path, synchronous=synchronous, publish=published.extend) as db:
         await db.migrate("bench", SCHEMA)
         deadline = trio.current_time() + seconds
 

@@ -98,12 +98,9 @@ class EventMetrics:
         }
         self._other = {f"{prefix}.": counter.labels(OTHER) for prefix, counter, _ in families}
 
-    def record(self, event: StoredEvent) -> None:
-        """Count one committed event (other families — actor.*, alert.*, core.* — are ignored)."""
-        self._count(event.type, 1)
-
     def record_many(self, events: Sequence[StoredEvent]) -> None:
-        """The node's event sink: count a committed batch's events, one increment per type."""
+        """The node's event sink: count a committed batch's events, one increment per type (other families
+        — actor.*, alert.*, core.* — are ignored)."""
         counts: dict[str, int] = {}
         for event in events:
             counts[event.type] = counts.get(event.type, 0) + 1

@@ -110,10 +110,6 @@ class Node:
             except Exception:
                 _log.exception("event sink %r failed", sink)
 
-    def publish(self, event: StoredEvent) -> None:
-        """`publish_many` of one event."""
-        self.publish_many((event,))
-
     # -- health --------------------------------------------------------------------------------------------
     def add_health_probe(self, name: str, probe: HealthProbe) -> None:
         """Report component `name` in /health through `probe` (bounded by PROBE_DEADLINE)."""
@@ -224,7 +220,7 @@ async def _open_database(node: Node, stack: AsyncExitStack) -> None:
     """Open the SQLite file (storage schema migrates itself); stores migrate their own tables."""
     settings = node.config.database
     node.db = db = await stack.enter_async_context(
-        Database.open(settings.db_path, synchronous=settings.synchronous, publish_many=node.publish_many)
+        Database.open(settings.db_path, synchronous=settings.synchronous, publish=node.publish_many)
     )
 
     async def probe() -> ComponentHealth:

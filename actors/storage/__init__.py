@@ -2,7 +2,7 @@
 
     from actors.storage import Database, Tx, StoredEvent, Migration
 
-    async with Database.open("data/orch.db", publish=broadcast.publish) as db:
+    async with Database.open("data/orch.db", publish=publish_batch) as db:
         await db.migrate("dispatcher", DISPATCHER_MIGRATIONS)
         task_id = await db.write(lambda tx: insert_task(tx, ...))    # durable when it returns
         rows = await db.read(lambda conn: conn.execute("SELECT ...").fetchall())

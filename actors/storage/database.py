@@ -2,7 +2,7 @@
 
 Lifecycle (Trio-idiomatic form first)::
 
-    async with Database.open(path, publish=broadcast_fn) as db:   # writer loop runs in a nursery owned here
+    async with Database.open(path, publish=batch_fn) as db:      # writer loop runs in a nursery owned here
         ...                                                        # on exit: pending writes flushed, closed
 
     db = await Database.open(path)    # writer loop runs as a Trio system task; `await db.aclose()` yourself
@@ -47,8 +47,7 @@ class Database:
         reader: sqlite3.Connection,
         checkpointer: sqlite3.Connection,
         *,
-        publish: Callable[[StoredEvent], None] | None,
-        publish_many: Callable[[Sequence[StoredEvent]], None] | None,
+        publish: Callable[[Sequence[StoredEvent]], None] | None,
         max_batch: int,
         checkpoint: CheckpointPolicy,
     ) -> None:
@@ -57,7 +56,6 @@ class Database:
         self._writer = writer
         self._reader = reader
         self._publish = publish
-        self._publish_many = publish_many
         self._max_batch = max_batch
         self._write_limiter = trio.CapacityLimiter(1)
         self._checkpointer = Checkpointer(
@@ -77,8 +75,7 @@ class Database:
         path: Path | str,
         *,
         synchronous: str = "FULL",
-        publish: Callable[[StoredEvent], None] | None = None,
-        publish_many: Callable[[Sequence[StoredEvent]], None] | None = None,
+        publish: Callable[[Sequence[StoredEvent]], None] | None = None,
         max_batch: int = MAX_BATCH,
         checkpoint: CheckpointPolicy | None = None,
     ) -> DatabaseOpener[Database]:
@@ -86,11 +83,10 @@ class Database:
 
         Use as ``async with Database.open(...) as db`` (preferred) or ``db = await Database.open(...)``.
         ``synchronous``: FULL (default; acknowledged writes survive power loss) or NORMAL (survive a process
-        crash only). ``publish`` is called on the Trio thread with each committed event, in seq order, before
-        the writers of that batch are released; ``publish_many`` (instead, or as well) once per committed
-        batch with all of its events, in seq order (one call, not one per event; treat the sequence as
-        read-only). ``checkpoint`` tunes the WAL checkpointer
-        (`CheckpointPolicy`). Raises `SchemaTooNewError` for a file written by newer code.
+        crash only). ``publish`` is called on the Trio thread once per committed batch with all of its
+        events, in seq order (one call, not one per event; treat the sequence as read-only), before the
+        writers of that batch are released. ``checkpoint`` tunes the WAL checkpointer (`CheckpointPolicy`).
+        Raises `SchemaTooNewError` for a file written by newer code.
         """
         normalize_synchronous(synchronous)
         if max_batch < 1:
@@ -103,7 +99,6 @@ class Database:
                 Path(path),
                 *conns,
                 publish=publish,
-                publish_many=publish_many,
                 max_batch=max_batch,
                 checkpoint=policy,
             )
@@ -228,19 +223,12 @@ class Database:
             pending.done.set()
 
     def _publish_events(self, events: list[StoredEvent]) -> None:
-        if not events or (self._publish is None and self._publish_many is None):
+        if not events or self._publish is None:
             return
-        if self._publish_many is not None:
-            try:
-                self._publish_many(events)
-            except Exception:
-                log.exception("publish callback failed for events seq=%d..%d", events[0].seq, events[-1].seq)
-        if self._publish is not None:
-            for event in events:
-                try:
-                    self._publish(event)
-                except Exception:
-                    log.exception("publish callback failed for event seq=%d", event.seq)
+        try:
+            self._publish(events)
+        except Exception:
+            log.exception("publish callback failed for events seq=%d..%d", events[0].seq, events[-1].seq)
         self._stats.events_published += len(events)
 
     def _fail_queued(self) -> None:

@@ -51,12 +51,6 @@ class FeedHub:
         """The last seq published (primed from the store at start-up): where a live-only feed starts."""
 
     # -- the sink ----------------------------------------------------------------------------------------
-    def publish(self, event: StoredEvent) -> None:
-        """Publish `event` under its type (a no-op once the hub is closed)."""
-        if not self.broadcast.closed:
-            self.last_seq = event.seq
-            self.broadcast.publish(event.type, event)
-
     def publish_many(self, events: Sequence[StoredEvent]) -> None:
         """The node's event sink: publish each of a committed batch's events (seq order) under its type
         (a no-op once the hub is closed)."""

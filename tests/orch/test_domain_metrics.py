@@ -240,7 +240,7 @@ def test_unknown_event_types_count_as_other_and_foreign_families_are_ignored() -
     metrics = Metrics(process_metrics=False)
     events = EventMetrics(metrics.registry)
     for seq, type_ in enumerate(("task.queued", "task.teleported", "lock.stolen", "actor.crashed", "weird")):
-        events.record(stored(seq, type_))
+        events.record_many([stored(seq, type_)])
     get = metrics.registry.get_sample_value
     assert get("orch_task_events_total", {"type": "queued"}) == 1
     assert get("orch_task_events_total", {"type": "other"}) == 1
@@ -267,7 +267,7 @@ def test_a_batch_counts_as_its_events_recorded_one_by_one() -> None:
             events.record_many(batch)
         else:
             for one in batch:
-                events.record(one)
+                events.record_many([one])
         get = metrics.registry.get_sample_value
         counted.append([get(f"orch_{family}_events_total", {"type": name}) for family, name in wanted])
     assert counted[0] == counted[1] == [2, 1, 1, 1]

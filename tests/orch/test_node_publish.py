@@ -27,7 +27,7 @@ def test_every_sink_gets_the_batch_even_when_an_earlier_sink_fails() -> None:
 
     node.event_sinks += [broken, lambda events: seen.append([e.seq for e in events])]
     node.publish_many([event(1, "task.queued"), event(2, "task.claimed")])
-    node.publish(event(3, "task.running"))
+    node.publish_many([event(3, "task.running")])
     assert seen == [[1, 2], [3]]
 
 

@@ -24,7 +24,7 @@ async def hub(tmp_path: Path) -> AsyncIterator[FeedHub]:
     feeds = FeedHub(
         FeedsConfig(buffer=64, replay_page=5), lambda: holder[0], FeedMetrics(CollectorRegistry())
     )
-    async with Database.open(tmp_path / "orch.db", synchronous="NORMAL", publish=feeds.publish) as db:
+    async with Database.open(tmp_path / "orch.db", synchronous="NORMAL", publish=feeds.publish_many) as db:
         holder.append(db)
         yield feeds
 

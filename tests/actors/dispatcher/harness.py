@@ -109,7 +109,7 @@ async def running_dispatcher(
     """Open the database at ``path``, migrate, and run a dispatcher on it until the block exits."""
     published: list[StoredEvent] = []
     cfg = replace(config or DispatcherConfig(), clock=trio_clock)
-    async with Database.open(path, publish=published.append) as db:
+    async with Database.open(path, publish=published.extend) as db:
         store = await SqliteTaskStore.open(db, rules)
         async with open_actor(lambda: DispatcherActor(store, cfg), name="dispatcher") as ref:
             yield Harness(db, store, ref, published)

@@ -72,7 +72,7 @@ def rig(tmp_path: Path) -> RigFactory:
         published: list[StoredEvent] = []
         async with (
             MetricsStore.open(tmp_path / "metrics.db") as store,
-            Database.open(tmp_path / "orch.db", publish=published.append) as events_db,
+            Database.open(tmp_path / "orch.db", publish=published.extend) as events_db,
         ):
 
             def factory() -> MonitorActor:

@@ -75,7 +75,7 @@ def open_security(db_path: Path, clock: FakeClock, feed: list[StoredEvent]) -> O
     @asynccontextmanager
     async def opener(reload_interval: float = 3600.0, **kw: object) -> AsyncIterator[ActorRef[SecurityMsg]]:
         settings = make_settings(**kw)
-        async with Database.open(db_path, publish=feed.append) as db:
+        async with Database.open(db_path, publish=feed.extend) as db:
             factory = lambda: SecurityActor(db, settings, clock=clock, reload_interval=reload_interval)  # noqa: E731
             async with open_actor(factory, name="security") as ref:
                 yield ref

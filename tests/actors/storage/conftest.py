@@ -76,6 +76,6 @@ def published() -> list[StoredEvent]:
 @pytest.fixture
 async def db(db_path: Path, published: list[StoredEvent]) -> AsyncIterator[Database]:
     """An open database with an ``items`` table whose publish callback appends to ``published``."""
-    async with Database.open(db_path, publish=published.append) as database:
+    async with Database.open(db_path, publish=published.extend) as database:
         await database.migrate("items", ITEMS_SCHEMA)
         yield database
