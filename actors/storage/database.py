@@ -35,6 +35,12 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1_000
+WRITER_CACHE_KIB = 16 * 1024
+"""The writer connection's page cache. SQLite's default (2 MiB) is smaller than the pages a busy queue keeps
+rewriting (rows in flight, their index entries, the tails of the tables): the writer re-read ~5 pages per
+task from disk in the websocket cycle bench (8,000 tasks in flight), and the cycle ran ~10 % faster with 16
+MiB. The writer is the only connection that writes, so its cache stays valid across transactions; the cache
+grows only as pages are used."""
 
 
 class Database:
@@ -338,6 +344,7 @@ def _open_all(
     try:
         writer = connect(path, synchronous=synchronous, query_only=False)
         opened.append(writer)
+        writer.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB:d}")
         upgrade_storage_schema(writer)
         reader = connect(path, synchronous=synchronous, query_only=True)
         opened.append(reader)

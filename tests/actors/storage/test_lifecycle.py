@@ -12,6 +12,7 @@ import trio
 import trio.testing
 
 from actors.storage import Database, DatabaseClosedError, StoredEvent
+from actors.storage.database import WRITER_CACHE_KIB
 
 
 async def test_awaited_open_runs_the_writer_until_aclose(db_path: Path) -> None:
@@ -99,6 +100,15 @@ async def test_connections_use_wal_foreign_keys_and_busy_timeout(db_path: Path) 
         await db.migrate("fk", ["CREATE TABLE p (id INTEGER PRIMARY KEY); CREATE TABLE c (p REFERENCES p)"])
         with pytest.raises(sqlite3.IntegrityError):
             await db.write(lambda tx: tx.conn.execute("INSERT INTO c (p) VALUES (1)"))
+
+
+async def test_writer_has_a_larger_page_cache_than_readers(db_path: Path) -> None:
+    def cache_size(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA cache_size").fetchone()[0])
+
+    async with Database.open(db_path) as db:
+        assert await db.write(lambda tx: cache_size(tx.conn)) == -WRITER_CACHE_KIB
+        assert await db.read(cache_size) == -2000  # SQLite's default: each commit resets a reader's cache
 
 
 async def test_writes_queued_when_the_owner_is_cancelled_fail_not_hang(db_path: Path, gate: Any) -> None:
