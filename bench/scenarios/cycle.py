@@ -34,8 +34,7 @@ _JSON = {"Content-Type": "application/json"}
 
 def worker_group(name: str, dispatchers: int) -> str:
     """The workers' group at one dispatcher level. Each level is its own row and its own target check:
-    the workers' median over several levels would mix configurations (more dispatchers, paced by the
-    same backlog, add no supply but take more of the node)."""
+    a median over the runs of several levels would mix different configurations."""
     return f"{name} ({dispatchers} dispatchers)"
 
 
