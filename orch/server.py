@@ -25,6 +25,7 @@ from hypercorn.typing import ASGIFramework
 from orch.config import Config, ServerConfig
 from orch.http import OrchApp, Router, create_app
 from orch.keepalive import install as install_idle_timer
+from orch.llhttp_protocol import install as install_llhttp
 from orch.node import ActorSpecs, Node, open_node
 
 __all__ = ["READY_PREFIX", "BindError", "RunningNode", "hypercorn_config", "run_node", "serve_app"]
@@ -99,6 +100,7 @@ async def serve_app(
     """Serve `app` until `node.shutdown_requested`, then drain. Started value: the bound URL."""
     config = hypercorn_config(node.config.server)
     install_idle_timer()
+    install_llhttp()
     started = False
     try:
         async with trio.open_nursery() as nursery:

@@ -38,7 +38,7 @@ __all__ = [
 
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
 PACKAGES = (
-    "trio", "quart", "quart-trio", "hypercorn", "h11", "wsproto", "httpx", "httpcore",
+    "trio", "quart", "quart-trio", "hypercorn", "h11", "httptools", "wsproto", "httpx", "httpcore",
     "trio-websocket", "psutil", "prometheus-client", "pyjwt", "bcrypt",
 )  # fmt: skip
 
