@@ -16,6 +16,7 @@ sent with the upgrade request held until the app accepts (stock Hypercorn answer
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -642,6 +643,7 @@ async def test_llhttp_refuses_a_whole_head_over_16_kib(serve_app: ServeApp, prot
 
 async def lying_length(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
     """Declares 5 bytes of body; /long sends 8, /short sends 3."""
+    assert scope["type"] == "http"
     await send(start(200, [(b"content-length", b"5")]))
     with contextlib.suppress(Exception):  # what each protocol raises differs; the wire is what is pinned
         await send(body(b"12345678" if scope["path"] == "/long" else b"123"))
@@ -666,4 +668,71 @@ async def test_a_connection_opening_with_the_http2_preface_is_served_http2(serve
     )  # + SETTINGS
     frame = await wire.read_exactly(9)  # the server's first frame: its SETTINGS
     assert frame[3] == 0x04, frame
+    await wire.aclose()
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One request as the random client built it, and what the app must see of it."""
+
+    wire: bytes
+    method: str
+    target: bytes
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+def random_request(rng: random.Random) -> Sent:
+    method = rng.choice(["GET", "POST", "PUT", "PATCH", "DELETE"])
+    path = "/" + "/".join(
+        rng.choice(["a", "b-c", "d%20e", "f.g", "~h", "%2F", "i_9"]) for _ in range(rng.randint(0, 4))
+    )
+    query = rng.choice(["", "?x=1", "?x=1&y=%2F&z", "?a=b=c"])
+    headers = [(b"host", b"t")]
+    for _ in range(rng.randint(0, 6)):
+        name = "x-" + "".join(rng.choice("abcdefghij0123456789-") for _ in range(rng.randint(1, 12)))
+        value = "".join(chr(rng.randint(0x21, 0x7E)) for _ in range(rng.randint(0, 40)))
+        headers.append((name.encode(), value.encode()))
+    body = rng.randbytes(rng.choice([0, 1, 10, 500, 3000])) if method != "GET" else b""
+    chunked = bool(body) and rng.random() < 0.5
+    if chunked:
+        headers.append((b"transfer-encoding", b"chunked"))
+        cuts = sorted(rng.sample(range(1, len(body)), min(3, len(body) - 1))) if len(body) > 1 else []
+        parts = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+        framed = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+    else:
+        if body:
+            headers.append((b"content-length", b"%d" % len(body)))
+        framed = body
+    target = (path + query).encode()
+    head = b"%s %s HTTP/1.1\r\n" % (method.encode(), target)
+    head += b"".join(b"%s: %s\r\n" % (rng.choice([n, n.upper()]), v) for n, v in headers)
+    return Sent(head + b"\r\n" + framed, method, target, headers, body)
+
+
+async def test_random_requests_cut_at_random_points_reach_the_app_as_sent(serve_app: ServeApp) -> None:
+    seen: list[tuple[str, bytes, list[tuple[bytes, bytes]], bytes]] = []
+
+    async def record(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        assert scope["type"] == "http"
+        data = await read_body(receive)
+        target = scope["raw_path"] + (b"?" + scope["query_string"] if scope["query_string"] else b"")
+        seen.append((scope["method"], target, list(scope["headers"]), data))
+        await send(start(200, [(b"content-length", b"%d" % len(data))]))
+        await send(body(data))
+
+    wire = await Wire.open(await serve_app(record))
+    rng = random.Random(20261127)  # fixed: a failure replays
+    expected: list[Sent] = []
+    for _ in range(60):
+        batch = [random_request(rng) for _ in range(rng.randint(1, 3))]  # 2-3 are pipelined
+        expected.extend(batch)
+        data = b"".join(sent.wire for sent in batch)
+        cuts = sorted(rng.sample(range(1, len(data)), min(4, len(data) - 1)))
+        for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True):
+            await wire.send(data[a:b])
+            await trio.sleep(0.001)  # the server reads the pieces apart (mostly)
+        for sent in batch:
+            assert (await wire.read_answer()).body == sent.body
+    assert seen == [(s.method, s.target, s.headers, s.body) for s in expected]
     await wire.aclose()
