@@ -7,7 +7,8 @@ each answer (`TrioSingleTask`: a lock, a cancelled task, `nursery.start` of a ne
 of CPU per request here — a tenth of what a whole small request costs the node (DESIGN §7). `IdleTimer`
 keeps the same rules with one watcher task per connection whose cancel-scope deadline moves instead.
 And h11 ends every Content-Length body with an empty write, which still costs the server's send lock, a
-shielded cancel scope and a checkpoint (~20 us a response): `OrchTCPServer` skips writes of nothing.
+shielded cancel scope and a checkpoint (~20 us a response): `OrchTCPServer` skips writes of nothing (orch
+serves HTTP/1.1 with `llhttp_protocol`, which writes none; the skip covers Hypercorn's h11 protocol).
 Every other write takes the send lock and trio's `send_all`, which yield to the scheduler twice; when no
 write is under way, `OrchTCPServer` hands the bytes to the non-blocking socket at once and sends only
 what it did not take the usual way (plain TCP only; a TLS stream encrypts in `send_all`). Its task group
