@@ -151,38 +151,43 @@ class LlhttpProtocol:
         pending = self._pending
         while pending and not self._closed:
             item = pending[0]
-            kind = type(item)
-            if kind is Head or kind is Failure:
-                if self._stream is not None and (self._request_done or kind is Head):
-                    # Pipelined: wait (and read no more) until the exchange before it ends.
-                    await self.can_read.clear()
-                    await self.can_read.wait()
-                    continue
-                pending.popleft()
-                if kind is Failure:
-                    assert isinstance(item, Failure)
-                    await self._fail(item.status)
-                    return
-                assert isinstance(item, Head)
-                await self._start(item)
-            elif kind is Data and self._stream is not None and not self._websocket_accepted:
-                # Frames sent right behind the upgrade request wait for the app's accept (a WSStream
-                # answers frames before it with 400).
-                await self.can_read.clear()
+            if self._must_wait(item):
+                await self.can_read.clear()  # and read no more meanwhile
                 await self.can_read.wait()
-            else:
-                pending.popleft()
-                await self._deliver(item)
+                continue
+            pending.popleft()
+            match item:
+                case Failure(status=status):
+                    await self._fail(status)
+                    return
+                case Head():
+                    await self._start(item)
+                case _:
+                    await self._deliver(item)
 
-    async def _deliver(self, item: Item) -> None:
-        stream = self._stream
+    def _must_wait(self, item: Item) -> bool:
+        """Whether `item` waits for the exchange under way: a pipelined request (or its failure) until that
+        exchange ends; frames sent right behind a websocket upgrade until the app accepts it (a WSStream
+        answers frames before the accept with 400)."""
+        if self._stream is None:
+            return False
+        match item:
+            case Head():
+                return True
+            case Failure():
+                return self._request_done  # else it is the failure of the request under way
+            case Data():
+                return not self._websocket_accepted
+            case _:
+                return False
+
+    async def _deliver(self, item: Body | EndBody | Data) -> None:
         if type(item) is EndBody:
             self._request_done = True
             if self._websocket:
                 return  # the upgrade request's end: a WSStream only takes frames from here on
-        if stream is not None:
-            assert isinstance(item, Body | EndBody | Data)
-            await stream.handle(item)
+        if self._stream is not None:
+            await self._stream.handle(item)
 
     async def _start(self, head: Head) -> None:
         self._request_done = self._response_started = self._response_done = False
@@ -223,21 +228,19 @@ class LlhttpProtocol:
         """An event of the exchange's stream: the response (head, body, end), websocket bytes, or its end."""
         if self._closed:
             return
-        kind = type(event)
-        if kind is Body:
-            assert isinstance(event, Body)
-            await self._send_body(event.data)
-        elif kind is Response:
-            assert isinstance(event, Response)
-            await self._begin_response(event)
-        elif kind is EndBody:
-            await self._end_body()
-        elif kind is Data:
-            assert isinstance(event, Data)
-            await self.send(RawData(event.data))
-        elif kind is StreamClosed:
-            await self._end_exchange()
-        # InformationalResponse (103), Trailers, EndData: nothing for HTTP/1.1
+        match event:
+            case Body(data=data):
+                await self._send_body(data)
+            case Response():
+                await self._begin_response(event)
+            case EndBody():
+                await self._end_body()
+            case Data(data=data):
+                await self.send(RawData(data))
+            case StreamClosed():
+                await self._end_exchange()
+            case _:
+                pass  # InformationalResponse (103), Trailers, EndData: nothing for HTTP/1.1
 
     async def _begin_response(self, response: Response) -> None:
         status = response.status_code
