@@ -271,11 +271,10 @@ class LlhttpProtocol:
                 continue
             headers.append((name, value))
         framing = self._framing_for(status, length, chunked)
+        if framing in (_CHUNKED, _UNTIL_CLOSE):  # a Content-Length beside a transfer coding is dropped
+            headers = [h for h in headers if h[0].lower() != b"content-length"]
         if framing == _CHUNKED:
-            headers = [h for h in headers if h[0].lower() != b"content-length"]
             headers.append((b"transfer-encoding", b"chunked"))
-        elif framing == _UNTIL_CLOSE:
-            headers = [h for h in headers if h[0].lower() != b"content-length"]
         # A HEAD answer's headers are the GET's (h11's rule), but no body bytes follow any HEAD answer.
         self._framing = _NO_BODY if self._head_request else framing
         keep_alive = (
