@@ -214,13 +214,12 @@ class LlhttpProtocol:
         self.keep_alive_requests += 1
         await self.context.mark_request()
         if head.expects_continue and not self._response_started:
-            head_bytes = self._head_bytes(100, [], self.config.response_headers("h11"))
-            await self.send(RawData(head_bytes))
+            await self.send(RawData(self._head_bytes(100, [])))
 
     async def _fail(self, status: int) -> None:
         if not self._response_started:
             headers = [(b"content-length", b"0"), (b"connection", b"close")]
-            await self.send(RawData(self._head_bytes(status, headers, self.config.response_headers("h11"))))
+            await self.send(RawData(self._head_bytes(status, headers)))
             self._response_started = True
         await self.send(Closed())
 
@@ -245,7 +244,7 @@ class LlhttpProtocol:
     async def _begin_response(self, response: Response) -> None:
         status = response.status_code
         if status < 200:  # 101 (websocket accepted): out at once, the client waits for it
-            head = self._head_bytes(status, response.headers, self.config.response_headers("h11"))
+            head = self._head_bytes(status, response.headers)
             await self.send(RawData(head))
             if status == 101:
                 self._websocket_accepted = True
@@ -253,7 +252,7 @@ class LlhttpProtocol:
             return
         self._response_started = True
         headers = self._framed_headers(status, response.headers)
-        self._held_head = self._head_bytes(status, headers, self.config.response_headers("h11"))
+        self._held_head = self._head_bytes(status, headers)
 
     def _framed_headers(self, status: int, given: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         headers: list[tuple[bytes, bytes]] = []
@@ -303,12 +302,11 @@ class LlhttpProtocol:
         # No length: chunked for an HTTP/1.1 client, the close for HTTP/1.0 (no chunked encoding there).
         return _UNTIL_CLOSE if self._http10 else _CHUNKED
 
-    def _head_bytes(
-        self, status: int, headers: list[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]]
-    ) -> bytes:
+    def _head_bytes(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """The status line, `headers`, then the server's own (Date, ...), as bytes."""
         lines = [_STATUS_LINES.get(status) or _status_line(status)]
         lines.extend(b"%s: %s\r\n" % header for header in headers)
-        lines.extend(b"%s: %s\r\n" % header for header in extra)
+        lines.extend(b"%s: %s\r\n" % header for header in self.config.response_headers("h11"))
         lines.append(b"\r\n")
         head = b"".join(lines)
         # Each line ends in the only CR and LF it may hold: one more would split the head.
