@@ -31,7 +31,7 @@ from typing import Any
 import trio_websocket
 
 from bench.harness.load import Call, ClientEnv, Done, Group, OpFailed
-from bench.harness.pacing import backlog
+from bench.harness.pacing import Backlog, backlog
 from bench.harness.report import Check, ScenarioResult, TargetCheck
 from bench.harness.runner import NODE, Bench, Options
 from bench.harness.verify import check_acks_stored, stored_values
@@ -43,7 +43,26 @@ __all__ = ["WsDispatch", "WsWorkerBatchCycle", "WsWorkerCycle", "run_cycle", "ru
 Rpc = Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]
 
 CYCLE_BACKLOG = "ws-cycle"
-BACKLOG_PATIENCE = 1.0  # s a paced dispatcher waits for room before dispatching anyway (the run's end)
+BACKLOG_PATIENCE = 1.0  # s without a completed task after which waiting dispatchers go ahead (the run's end)
+
+
+async def open_backlog(env: ClientEnv, limit: int) -> Backlog | None:
+    """This load process's cycle backlog (None when not paced), seeded with what is unfinished on the
+    node (the warm-up's and earlier runs' leftovers)."""
+    if not limit:
+        return None
+    paced = backlog(CYCLE_BACKLOG, limit)
+    await paced.seed_once(lambda: unfinished_on_node(env))
+    return paced
+
+
+async def unfinished_on_node(env: ClientEnv) -> int:
+    """Tasks queued, held or waiting to retry on the node (`GET /queues`, summed over its cores)."""
+    answer = await env.http.request("GET", "/queues")
+    if answer.status_code != 200:
+        raise OpFailed(f"GET /queues {answer.status_code}", answer.text[:300])
+    cores = answer.json()["cores"]
+    return sum(int(c["queued"]) + int(c["claimed"]) + int(c["running"]) + int(c["retrying"]) for c in cores)
 
 
 @asynccontextmanager
@@ -96,7 +115,7 @@ class WsDispatch:
     @asynccontextmanager
     async def open(self, env: ClientEnv) -> AsyncIterator[Call]:
         """One socket per client."""
-        paced = backlog(CYCLE_BACKLOG, self.backlog) if self.backlog else None
+        paced = await open_backlog(env, self.backlog)
         async with open_rpc(env) as rpc:
 
             async def send(seq: int) -> Done:
@@ -148,7 +167,7 @@ class WsWorkerCycle:
     async def open(self, env: ClientEnv) -> AsyncIterator[Call]:
         """One socket per worker; workers spread evenly over the cores."""
         core = f"BENCH_{env.client_id % self.cores:02d}"
-        paced = backlog(CYCLE_BACKLOG, self.backlog) if self.backlog else None
+        paced = await open_backlog(env, self.backlog)
         claim = {
             "op": "claim",
             "core_id": core,
@@ -189,7 +208,7 @@ class WsWorkerBatchCycle:
     async def open(self, env: ClientEnv) -> AsyncIterator[Call]:
         """One socket per worker; workers spread evenly over the cores."""
         core = f"BENCH_{env.client_id % self.cores:02d}"
-        paced = backlog(CYCLE_BACKLOG, self.backlog) if self.backlog else None
+        paced = await open_backlog(env, self.backlog)
         claim = {"op": "claim", "core_id": core, "worker_id": f"ws-w{env.client_id}", "max": self.max}
         claim.update(lease=self.lease, wait=self.wait)
         async with open_rpc(env) as rpc:
