@@ -11,7 +11,7 @@ import httptools
 from hypercorn.protocol.events import Body, Data, EndBody, Request
 from hypercorn.typing import ConnectionState
 
-__all__ = ["Failure", "Head", "Item", "RequestReader"]
+__all__ = ["STREAM_ID", "Failure", "Head", "Item", "RequestReader"]
 
 STREAM_ID: Final = 1
 

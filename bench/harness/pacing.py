@@ -36,16 +36,15 @@ class Backlog:
         self._changed = trio.Event()
         self._waiting: deque[object] = deque()  # reservations in arrival order
         self._last_completion: float | None = None  # trio time of the last release
-        self._seeding = False
-        self._seeded = trio.Event()
+        self._seeded: trio.Event | None = None  # set once the first `seed_once` has its count
 
     async def seed_once(self, count_unfinished: Callable[[], Awaitable[int]]) -> None:
         """Add the tasks still unfinished on the target (``count_unfinished``, asked by the first caller
         only; the others wait for its answer)."""
-        if self._seeding:
+        if self._seeded is not None:
             await self._seeded.wait()
             return
-        self._seeding = True
+        self._seeded = trio.Event()
         try:
             self.outstanding += await count_unfinished()
         finally:

@@ -35,6 +35,7 @@ from bench.harness.pacing import Backlog, backlog
 from bench.harness.report import Check, ScenarioResult, TargetCheck
 from bench.harness.runner import NODE, Bench, Options
 from bench.harness.verify import check_acks_stored, stored_values
+from bench.scenarios.common import expect_status
 from bench.scenarios.cycle import WORKERS, batch_setting, worker_group
 from bench.scenarios.dispatch import CORES, task_body
 
@@ -59,8 +60,7 @@ async def open_backlog(env: ClientEnv, limit: int) -> Backlog | None:
 async def unfinished_on_node(env: ClientEnv) -> int:
     """Tasks queued, held or waiting to retry on the node (`GET /queues`, summed over its cores)."""
     answer = await env.http.request("GET", "/queues")
-    if answer.status_code != 200:
-        raise OpFailed(f"GET /queues {answer.status_code}", answer.text[:300])
+    expect_status(answer, 200)
     cores = answer.json()["cores"]
     return sum(int(c["queued"]) + int(c["claimed"]) + int(c["running"]) + int(c["retrying"]) for c in cores)
 
